@@ -1,0 +1,262 @@
+"""The public error tree: every error dynaorm raises is a `DynaormError`.
+
+```
+DynaormError
+├── DefinitionError            a class, template, index or table declaration is invalid
+│   ├── KeyTemplateError       a key template is malformed or names an unusable field
+│   └── KeyCollisionError      two entities' primary keys could be equal
+├── UnknownFieldError          a field path names no field (also an AttributeError)
+├── KeyEncodingError           a slot value cannot be encoded, or a key breaks a limit
+│   └── KeyDecodingError       a stored key does not match its template
+├── ItemEncodingError          an attribute value cannot be stored in DynamoDB
+│   └── ItemTooLarge           the item is over DynamoDB's 400 KB
+├── ExpressionError            a condition or update cannot be expressed
+├── RequestError               DynamoDB refused or failed a request
+│   ├── ConditionFailed        a condition expression was false
+│   │   ├── ItemAlreadyExists  `create` found an item with the same key
+│   │   ├── VersionConflict    the stored version is not the loaded one
+│   │   └── UniqueConstraintViolation  a unique value is taken
+│   ├── TableNotFound          the table does not exist
+│   ├── Throttled              throughput exceeded after the retry budget
+│   ├── TransactionCanceled    a transaction was cancelled (per-action `reasons`)
+│   └── ServiceError           any other error from the service or the network
+├── TransactionTooLarge        a unit of work exceeds 100 actions or 4 MB
+├── UnitOfWorkClosed           a unit of work was used after commit, rollback or failure
+├── InvalidCursor              a pagination cursor was tampered with or is foreign
+└── BatchIncomplete            a batch could not finish within the retry budget
+```
+
+Every error carries a stable `code` and, where they apply, the `entity`, `key`,
+`field` and `value` involved, so a handler can report them without parsing text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BatchIncomplete",
+    "ConditionFailed",
+    "DefinitionError",
+    "DynaormError",
+    "ExpressionError",
+    "InvalidCursor",
+    "ItemAlreadyExists",
+    "ItemEncodingError",
+    "ItemTooLarge",
+    "KeyCollisionError",
+    "KeyDecodingError",
+    "KeyEncodingError",
+    "KeyTemplateError",
+    "RequestError",
+    "ServiceError",
+    "TableNotFound",
+    "Throttled",
+    "TransactionCanceled",
+    "TransactionTooLarge",
+    "UniqueConstraintViolation",
+    "UnitOfWorkClosed",
+    "UnknownFieldError",
+    "VersionConflict",
+]
+
+_UNSET: Any = object()
+
+
+class DynaormError(Exception):
+    """Root of every error dynaorm raises."""
+
+    code: ClassVar[str] = "dynaorm"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        entity: str | None = None,
+        key: Any = None,
+        field: str | None = None,
+        value: Any = _UNSET,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.entity = entity
+        self.key = key
+        self.field = field
+        self.value = None if value is _UNSET else value
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+class DefinitionError(DynaormError):
+    """An entity, index, template or table declaration is invalid."""
+
+    code = "definition"
+
+
+class KeyTemplateError(DefinitionError):
+    """A key template is malformed or names a field that cannot fill a slot."""
+
+    code = "key-template"
+
+
+class KeyCollisionError(DefinitionError):
+    """Two entities of one table could produce the same primary key."""
+
+    code = "key-collision"
+
+    def __init__(self, message: str, *, entities: tuple[str, str], example: Any) -> None:
+        super().__init__(message, entity=entities[0], key=example)
+        self.entities = entities
+        self.example = example
+
+
+class UnknownFieldError(DynaormError, AttributeError):
+    """A field path names a field the entity does not have.
+
+    It is also an `AttributeError`, so `hasattr(Post, "nope")` stays False.
+    """
+
+    code = "unknown-field"
+
+
+class KeyEncodingError(DynaormError, ValueError):
+    """A key slot value cannot be encoded, or a key breaks a DynamoDB limit."""
+
+    code = "key-encoding"
+
+
+class KeyDecodingError(KeyEncodingError):
+    """A stored key does not match the template it should have been built from."""
+
+    code = "key-decoding"
+
+
+class ItemEncodingError(DynaormError, ValueError):
+    """An attribute value cannot be stored in DynamoDB (range, precision, type)."""
+
+    code = "item-encoding"
+
+
+class ItemTooLarge(ItemEncodingError):
+    """The item is larger than DynamoDB's 400 KB (409,600 bytes) limit."""
+
+    code = "item-too-large"
+
+    def __init__(self, message: str, *, entity: str | None, key: Any, size: int) -> None:
+        super().__init__(message, entity=entity, key=key)
+        self.size = size
+
+
+class ExpressionError(DynaormError, ValueError):
+    """A condition, filter or update cannot be turned into an expression."""
+
+    code = "expression"
+
+
+class RequestError(DynaormError):
+    """DynamoDB refused or failed a request."""
+
+    code = "request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        table: str | None = None,
+        entity: str | None = None,
+        key: Any = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, entity=entity, key=key, field=field)
+        self.operation = operation
+        self.table = table
+
+
+class ConditionFailed(RequestError):
+    """A condition expression evaluated to false; `item` is the stored item if returned."""
+
+    code = "condition-failed"
+    item: Any = None
+
+
+class ItemAlreadyExists(ConditionFailed):
+    """`create` found an item with the same primary key."""
+
+    code = "item-already-exists"
+
+
+class VersionConflict(ConditionFailed):
+    """The stored version differs from the version that was loaded."""
+
+    code = "version-conflict"
+
+
+class UniqueConstraintViolation(ConditionFailed):
+    """A value declared unique is already taken by another item."""
+
+    code = "unique-violation"
+
+
+class TableNotFound(RequestError):
+    """The table (with its prefix) does not exist at the endpoint."""
+
+    code = "table-not-found"
+
+
+class Throttled(RequestError):
+    """DynamoDB kept throttling after the retry budget was spent."""
+
+    code = "throttled"
+
+
+class TransactionCanceled(RequestError):
+    """A transaction was cancelled; `reasons[i]` explains action i (None if it was fine)."""
+
+    code = "transaction-canceled"
+
+    def __init__(self, message: str, *, reasons: list[Any], **context: Any) -> None:
+        super().__init__(message, **context)
+        self.reasons = reasons
+
+
+class ServiceError(RequestError):
+    """Any other error reported by DynamoDB or the network, with its AWS error code."""
+
+    code = "service"
+
+    def __init__(self, message: str, *, aws_code: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.aws_code = aws_code
+
+
+class TransactionTooLarge(DynaormError):
+    """A unit of work holds more than 100 actions or 4 MB; nothing was sent."""
+
+    code = "transaction-too-large"
+
+
+class UnitOfWorkClosed(DynaormError):
+    """A unit of work was used after it committed, rolled back or failed to commit."""
+
+    code = "unit-of-work-closed"
+
+
+class InvalidCursor(DynaormError, ValueError):
+    """A pagination cursor is malformed, tampered with, or belongs to another query."""
+
+    code = "invalid-cursor"
+
+
+class BatchIncomplete(DynaormError):
+    """A batch could not finish within its retry budget.
+
+    `unprocessed` holds exactly the entities or keys that were not written or read.
+    """
+
+    code = "batch-incomplete"
+
+    def __init__(self, message: str, *, unprocessed: list[Any]) -> None:
+        super().__init__(message)
+        self.unprocessed = unprocessed
