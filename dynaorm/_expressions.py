@@ -1,0 +1,578 @@
+"""Placeholders, document paths and conditions: the core of every DynamoDB expression."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import uuid
+from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence, Sequence
+from collections.abc import Set as AbstractSet
+from functools import partial
+from types import UnionType
+from typing import Annotated, Any, Literal, NamedTuple, Union, cast, get_args, get_origin
+
+from pydantic import BaseModel
+
+from dynaorm._codec import AttributeValue, to_attribute_value
+from dynaorm.errors import DynaormError, ExpressionError, UnknownFieldError
+
+__all__ = [
+    "And",
+    "Between",
+    "Comparison",
+    "Condition",
+    "Function",
+    "In",
+    "Not",
+    "Operand",
+    "Or",
+    "Path",
+    "Placeholders",
+    "Size",
+    "Value",
+    "and_",
+    "build_condition",
+    "encode_value",
+    "path_error",
+    "serialize_operand",
+    "to_operand",
+]
+
+# DynamoDB's IN comparator takes at most 100 operands on its right-hand side.
+MAX_IN_OPERANDS = 100
+_TYPE_TAGS = frozenset({"S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"})
+# Annotations whose values have no addressable parts (sets are unordered in DynamoDB).
+_SCALARS: tuple[type, ...] = (str, bytes, bytearray, int, float, decimal.Decimal, uuid.UUID)
+_SCALARS += (datetime.date, datetime.time, datetime.timedelta, enum.Enum, AbstractSet)
+_SEQUENCES = (list, tuple, Sequence, MutableSequence)
+_MAPPINGS = (dict, Mapping, MutableMapping)
+
+
+class Placeholders:
+    """Hands out `#n0, #n1, ...` for names and `:v0, :v1, ...` for values.
+
+    Placeholders are allocated while an expression is written, so their numbering follows
+    the text. Share one instance across all expressions of a request (key condition,
+    filter, projection) so that they never clash; `to_request()` gives the request fields.
+    """
+
+    __slots__ = ("_by_name", "names", "values")
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, AttributeValue] = {}
+        self._by_name: dict[str, str] = {}
+
+    def name(self, name: str) -> str:
+        """The placeholder of one literal name segment; a repeated name reuses it."""
+        placeholder = self._by_name.get(name)
+        if placeholder is None:
+            placeholder = self._by_name[name] = f"#n{len(self.names)}"
+            self.names[placeholder] = name
+        return placeholder
+
+    def value(self, value: AttributeValue) -> str:
+        """A fresh placeholder for one encoded value."""
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def to_request(self) -> dict[str, Any]:
+        """`ExpressionAttributeNames`/`Values`, leaving out empty ones (DynamoDB refuses them)."""
+        request: dict[str, Any] = {}
+        if self.names:
+            request["ExpressionAttributeNames"] = dict(self.names)
+        if self.values:
+            request["ExpressionAttributeValues"] = dict(self.values)
+        return request
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip `Annotated` and `Optional`; a union of several types navigates unchecked."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin is Union or origin is UnionType:
+            arms = [arm for arm in get_args(annotation) if arm is not type(None)]
+            if len(arms) != 1:
+                return None
+            annotation = arms[0]
+        else:
+            return None if annotation is Any else annotation
+
+
+class Value(NamedTuple):
+    """A Python value already encoded, waiting for its `:v` placeholder."""
+
+    av: AttributeValue
+
+
+class _Operand:
+    """Something with a value inside an expression: the comparison operators build conditions."""
+
+    __slots__ = ()
+
+    def _owner(self) -> Path:
+        raise NotImplementedError
+
+    def serialize(self, ph: Placeholders) -> str:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> Comparison:  # type: ignore[override]
+        return Comparison(self, "=", to_operand(self._owner(), other))
+
+    def __ne__(self, other: object) -> Comparison:  # type: ignore[override]
+        return Comparison(self, "<>", to_operand(self._owner(), other))
+
+    def __lt__(self, other: object) -> Comparison:
+        return Comparison(self, "<", to_operand(self._owner(), other))
+
+    def __le__(self, other: object) -> Comparison:
+        return Comparison(self, "<=", to_operand(self._owner(), other))
+
+    def __gt__(self, other: object) -> Comparison:
+        return Comparison(self, ">", to_operand(self._owner(), other))
+
+    def __ge__(self, other: object) -> Comparison:
+        return Comparison(self, ">=", to_operand(self._owner(), other))
+
+    # Defining __eq__ would make instances unhashable; paths are used as dict keys and
+    # set members, so keep identity hashing.
+    __hash__ = object.__hash__
+
+    def between(self, low: object, high: object) -> Between:
+        """`x BETWEEN low AND high` (inclusive); refused if low > high, as DynamoDB would."""
+        owner = self._owner()
+        return Between(self, to_operand(owner, low), to_operand(owner, high))
+
+    def is_in(self, *values: object) -> In:
+        """`x IN (...)` for 1 to 100 operands, given as arguments or as one collection."""
+        unordered = len(values) == 1 and isinstance(values[0], AbstractSet)
+        if len(values) == 1 and _is_collection(values[0]):
+            values = tuple(cast(Iterable[object], values[0]))
+        owner = self._owner()
+        if not 1 <= len(values) <= MAX_IN_OPERANDS:
+            raise path_error(owner, f"IN takes 1 to {MAX_IN_OPERANDS} values, got {len(values)}")
+        operands = [to_operand(owner, value) for value in values]
+        if unordered:  # set order varies between runs; placeholder numbering must not
+            operands.sort(key=repr)
+        return In(self, tuple(operands))
+
+
+class Path(_Operand):
+    """An immutable document path: literal name segments (str) and list indexes (int).
+
+    Names are never parsed: `Path("a.b")` is one attribute whose name contains a dot.
+    `path.name`, `path["name"]` and `path[0]` navigate; with a pydantic model annotation
+    the name must be one of its fields and the stored (alias) name is used. A field whose
+    name is also a `Path` member (`size`, `contains`, `entity`, ...) is reached with
+    `path["size"]`.
+    """
+
+    __slots__ = ("_annotation", "_entity", "_segments")
+    _segments: tuple[str | int, ...]
+    _annotation: Any
+    _entity: str | None
+    __iter__ = None  # __getitem__ accepts ints: without this, list(path) would never end
+
+    def __init__(
+        self, *segments: str | int, annotation: Any = None, entity: str | None = None
+    ) -> None:
+        if not segments or not isinstance(segments[0], str):
+            raise ExpressionError(f"a path starts with an attribute name, got {segments!r}")
+        for segment in segments:
+            _check_segment(segment, segments)
+        object.__setattr__(self, "_segments", segments)
+        object.__setattr__(self, "_annotation", _unwrap(annotation))
+        object.__setattr__(self, "_entity", entity)
+
+    @property
+    def segments(self) -> tuple[str | int, ...]:
+        return self._segments
+
+    @property
+    def annotation(self) -> Any:
+        """The declared type at this path (Optional stripped), or None when unknown."""
+        return self._annotation
+
+    @property
+    def entity(self) -> str | None:
+        return self._entity
+
+    @property
+    def dotted(self) -> str:
+        """A readable, ambiguous spelling for messages: `author.tags[0]`."""
+        return "".join(
+            f"[{s}]" if isinstance(s, int) else f".{s}" if i else s
+            for i, s in enumerate(self._segments)
+        )
+
+    def describe(self) -> str:
+        return f"{self._entity}.{self.dotted}" if self._entity else self.dotted
+
+    def serialize(self, ph: Placeholders) -> str:
+        return "".join(
+            f"[{s}]" if isinstance(s, int) else f".{ph.name(s)}" if i else ph.name(s)
+            for i, s in enumerate(self._segments)
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Path is immutable; cannot set {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # __setattr__ refuses pickle's default path
+        return (partial(Path, annotation=self._annotation, entity=self._entity), self._segments)
+
+    def __repr__(self) -> str:
+        return f"Path({', '.join(map(repr, self._segments))})"
+
+    def __getattr__(self, name: str) -> Path:
+        # copy, pickle, hypothesis and IPython probe dunder and private names with getattr;
+        # they must stay AttributeErrors rather than become paths.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._child(name)
+
+    def __getitem__(self, key: str | int) -> Path:
+        return self._child(key)
+
+    def _owner(self) -> Path:
+        return self
+
+    def _child(self, key: str | int) -> Path:
+        _check_segment(key, (*self._segments, key))
+        stored, annotation = self._navigate(key)
+        return Path(*self._segments, stored, annotation=annotation, entity=self._entity)
+
+    def _navigate(self, key: str | int) -> tuple[str | int, Any]:
+        """The stored segment for `key` and the annotation below it."""
+        annotation = self._annotation
+        origin = get_origin(annotation) or annotation
+        if annotation is None:
+            return key, None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if isinstance(key, str):
+                return _model_field(self, annotation, key)
+        elif origin is Literal or (isinstance(origin, type) and issubclass(origin, _SCALARS)):
+            raise self._unknown(key, f"{_type_name(annotation)} values have no parts")
+        elif origin in _SEQUENCES:
+            if isinstance(key, int):
+                return key, self._element(annotation, key)
+        elif origin in _MAPPINGS:
+            args = get_args(annotation)
+            if isinstance(key, str):
+                return key, _unwrap(args[1]) if len(args) == 2 else None
+        else:  # a TypedDict, dataclass, ...: navigation is not checked
+            return key, None
+        kind = "index" if isinstance(key, int) else "name"
+        raise self._unknown(key, f"{_type_name(annotation)} values are not navigated by {kind}")
+
+    def _element(self, annotation: Any, index: int) -> Any:
+        args = get_args(annotation)
+        if get_origin(annotation) is not tuple or (len(args) == 2 and args[1] is Ellipsis):
+            return _unwrap(args[0]) if args else None
+        if index >= len(args):
+            raise self._unknown(index, f"{_type_name(annotation)} has {len(args)} elements")
+        return _unwrap(args[index])
+
+    def _unknown(self, key: str | int, reason: str) -> UnknownFieldError:
+        return UnknownFieldError(
+            f"{self.describe()} has no {key!r}: {reason}", entity=self._entity, field=self.dotted
+        )
+
+    def begins_with(self, prefix: object) -> Function:
+        """`begins_with(path, prefix)` for a string or binary prefix."""
+        operand = to_operand(self, prefix)
+        if isinstance(operand, Value) and set(operand.av) - {"S", "B"}:
+            raise path_error(self, f"begins_with needs a str or bytes prefix, got {prefix!r}")
+        return Function("begins_with", self, operand)
+
+    def contains(self, value: object) -> Function:
+        """`contains(path, value)`: a substring, or an element of a set or list."""
+        return Function("contains", self, to_operand(self, value))
+
+    def exists(self) -> Function:
+        return Function("attribute_exists", self)
+
+    def not_exists(self) -> Function:
+        return Function("attribute_not_exists", self)
+
+    def is_type(self, type_tag: str) -> Function:
+        """`attribute_type(path, tag)` with a DynamoDB type tag such as "S", "NS" or "M"."""
+        if type_tag not in _TYPE_TAGS:
+            raise path_error(
+                self, f"unknown type tag {type_tag!r}; use one of {sorted(_TYPE_TAGS)}"
+            )
+        return Function("attribute_type", self, Value({"S": type_tag}))
+
+    def size(self) -> Size:
+        """`size(path)`, to compare with the operators or `between`/`is_in`."""
+        return Size(self)
+
+
+class Size(_Operand):
+    """`size(path)`: the length of a string, binary, set, list or map."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _owner(self) -> Path:
+        return self.path
+
+    def serialize(self, ph: Placeholders) -> str:
+        return f"size({self.path.serialize(ph)})"
+
+    def __repr__(self) -> str:
+        return f"Size({self.path!r})"
+
+
+Operand = _Operand | Value
+
+
+def _check_segment(segment: object, segments: tuple[object, ...]) -> None:
+    if isinstance(segment, bool) or not isinstance(segment, str | int):
+        raise TypeError(f"path segments are str names or int indexes, got {segment!r}")
+    if segment == "" or (isinstance(segment, int) and segment < 0):
+        raise ExpressionError(
+            f"DynamoDB refuses an empty name or a negative index in a path: {segments!r}"
+        )
+
+
+def _model_field(path: Path, model: type[BaseModel], key: str) -> tuple[str, Any]:
+    """The stored name and annotation of `key`, a field (or alias) of `model`."""
+    for name, field in model.model_fields.items():
+        stored = field.serialization_alias or field.alias or name
+        if key in (name, stored):
+            return stored, _unwrap(field.annotation)
+    valid = ", ".join(
+        name
+        if (stored := field.serialization_alias or field.alias or name) == name
+        else f"{name} (stored as {stored})"
+        for name, field in model.model_fields.items()
+    )
+    raise UnknownFieldError(
+        f"{path.describe()} has no field {key!r}; {model.__name__} fields: {valid}",
+        entity=path.entity,
+        field=f"{path.dotted}.{key}",
+    )
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or repr(annotation)
+
+
+def _is_collection(value: object) -> bool:
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
+
+
+def path_error(path: Path, reason: str, value: object = None) -> ExpressionError:
+    return ExpressionError(
+        f"{path.describe()}: {reason}", entity=path.entity, field=path.dotted, value=value
+    )
+
+
+def encode_value(path: Path, value: object) -> AttributeValue:
+    """Encode with the codec; an unstorable value or an empty set is an ExpressionError."""
+    if isinstance(value, Condition):
+        raise path_error(path, f"{type(value).__name__} is not a value", value)
+    try:
+        av = to_attribute_value(value, path=path.dotted)
+    except (DynaormError, ValueError, TypeError, ArithmeticError) as error:
+        raise path_error(path, f"cannot use {value!r}: {error}", value) from error
+    if av is None:
+        raise path_error(
+            path, "an empty set cannot be stored in DynamoDB; remove it instead", value
+        )
+    return av
+
+
+def to_operand(path: Path, value: object) -> Operand:
+    return value if isinstance(value, Path | Size) else Value(encode_value(path, value))
+
+
+def serialize_operand(operand: Operand, ph: Placeholders) -> str:
+    return ph.value(operand.av) if isinstance(operand, Value) else operand.serialize(ph)
+
+
+def _sort_key(operand: Operand) -> tuple[str, Any] | None:
+    """A key ordering S, N and B values as DynamoDB does, or None if not comparable."""
+    if not isinstance(operand, Value):
+        return None
+    ((tag, payload),) = operand.av.items()
+    if tag == "S":
+        return tag, payload.encode("utf-8")
+    if tag == "N":
+        return tag, decimal.Decimal(payload)
+    return (tag, bytes(payload)) if tag == "B" else None
+
+
+def _check_bounds(path: Path, low: Operand, high: Operand) -> None:
+    low_key, high_key = _sort_key(low), _sort_key(high)
+    if low_key and high_key and low_key[0] == high_key[0] and low_key[1] > high_key[1]:
+        raise path_error(path, "BETWEEN needs low <= high, as DynamoDB refuses the reverse")
+
+
+# --- conditions ---------------------------------------------------------------------
+
+
+class Condition:
+    """A condition or filter; combine with `&`, `|` and `~`."""
+
+    __slots__ = ()
+
+    def serialize(self, ph: Placeholders) -> str:
+        raise NotImplementedError
+
+    def __and__(self, other: Condition) -> Condition:
+        return And(self, other) if isinstance(other, Condition) else NotImplemented
+
+    def __or__(self, other: Condition) -> Condition:
+        return Or(self, other) if isinstance(other, Condition) else NotImplemented
+
+    def __invert__(self) -> Condition:
+        return Not(self)
+
+    def __bool__(self) -> bool:
+        # A condition has no truth value until DynamoDB evaluates it. Python asks for one
+        # in `if Post.likes > 3:`, `a and b`, `not a` and chained `1 < Post.likes < 5`;
+        # answering True would silently drop the left-hand condition of `a and b`.
+        raise TypeError(
+            "a condition has no truth value in Python: combine conditions with &, | and ~ "
+            "(not `and`, `or`, `not`) and pass them to a query or write"
+        )
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            repr(getattr(self, name)) for name in cast(tuple[str, ...], self.__slots__)
+        )
+        return f"{type(self).__name__}({fields})"
+
+
+class Comparison(Condition):
+    """`left op right` with op one of =, <>, <, <=, >, >=."""
+
+    __slots__ = ("left", "op", "right")
+
+    def __init__(self, left: Operand, op: str, right: Operand) -> None:
+        self.left, self.op, self.right = left, op, right
+
+    def serialize(self, ph: Placeholders) -> str:
+        return f"{serialize_operand(self.left, ph)} {self.op} {serialize_operand(self.right, ph)}"
+
+
+class Between(Condition):
+    """`operand BETWEEN low AND high`."""
+
+    __slots__ = ("high", "low", "operand")
+
+    def __init__(self, operand: _Operand, low: Operand, high: Operand) -> None:
+        _check_bounds(operand._owner(), low, high)
+        self.operand, self.low, self.high = operand, low, high
+
+    def serialize(self, ph: Placeholders) -> str:
+        operand, low = serialize_operand(self.operand, ph), serialize_operand(self.low, ph)
+        return f"{operand} BETWEEN {low} AND {serialize_operand(self.high, ph)}"
+
+
+class In(Condition):
+    """`operand IN (v1, v2, ...)`."""
+
+    __slots__ = ("operand", "values")
+
+    def __init__(self, operand: _Operand, values: tuple[Operand, ...]) -> None:
+        self.operand, self.values = operand, values
+
+    def serialize(self, ph: Placeholders) -> str:
+        operand = serialize_operand(self.operand, ph)
+        return f"{operand} IN ({', '.join(serialize_operand(value, ph) for value in self.values)})"
+
+
+class Function(Condition):
+    """`name(path)` or `name(path, operand)`: attribute_exists, begins_with, contains, ..."""
+
+    __slots__ = ("name", "operand", "path")
+
+    def __init__(self, name: str, path: Path, operand: Operand | None = None) -> None:
+        self.name, self.path, self.operand = name, path, operand
+
+    def serialize(self, ph: Placeholders) -> str:
+        path = self.path.serialize(ph)
+        if self.operand is None:
+            return f"{self.name}({path})"
+        return f"{self.name}({path}, {serialize_operand(self.operand, ph)})"
+
+
+class _Junction(Condition):
+    __slots__ = ("conditions",)
+    conditions: tuple[Condition, ...]
+    keyword = ""
+
+    def __init__(self, *conditions: Condition) -> None:
+        if not conditions or not all(isinstance(c, Condition) for c in conditions):
+            raise ExpressionError(f"{type(self).__name__} needs conditions, got {conditions!r}")
+        flat: list[Condition] = []
+        for condition in conditions:  # (a & b) & c is written a AND b AND c
+            if isinstance(condition, type(self)):
+                flat.extend(condition.conditions)
+            else:
+                flat.append(condition)
+        self.conditions = tuple(flat)
+
+    def serialize(self, ph: Placeholders) -> str:
+        return f" {self.keyword} ".join(_grouped(c, ph, _Junction) for c in self.conditions)
+
+
+class And(_Junction):
+    """All of the conditions (`a & b`)."""
+
+    __slots__ = ()
+    keyword = "AND"
+
+
+class Or(_Junction):
+    """Any of the conditions (`a | b`)."""
+
+    __slots__ = ()
+    keyword = "OR"
+
+
+class Not(Condition):
+    """The negation of a condition (`~a`); `~~a` is `a` again."""
+
+    __slots__ = ("condition",)
+
+    def __init__(self, condition: Condition) -> None:
+        self.condition = condition
+
+    def __invert__(self) -> Condition:
+        return self.condition
+
+    def serialize(self, ph: Placeholders) -> str:
+        return f"NOT {_grouped(self.condition, ph, (_Junction, Not))}"
+
+
+def _grouped(condition: Condition, ph: Placeholders, compound: type | tuple[type, ...]) -> str:
+    """Parenthesise compound conditions so the text never relies on AND/OR precedence."""
+    text = condition.serialize(ph)
+    return f"({text})" if isinstance(condition, compound) else text
+
+
+def and_(*conditions: Condition | None) -> Condition | None:
+    """All given conditions joined with AND, skipping None; None if none are left."""
+    present = [condition for condition in conditions if condition is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else And(*present)
+
+
+def build_condition(condition: Condition, ph: Placeholders) -> str:
+    """The expression text of `condition`, allocating its placeholders in `ph`."""
+    if not isinstance(condition, Condition):
+        raise ExpressionError(
+            f"expected a condition such as `Post.likes > 3`, got {condition!r}",
+            value=condition,
+        )
+    return condition.serialize(ph)
