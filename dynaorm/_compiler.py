@@ -1,0 +1,408 @@
+"""Key-schema compiler: all entities of a `Table` -> one frozen physical schema."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dynaorm._keys import KeyCondition, KeyTemplate
+from dynaorm._overlap import example_key, prefix_overlaps, templates_overlap
+from dynaorm._schema import Projection, Table
+from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError
+
+if TYPE_CHECKING:
+    from dynaorm._entity import Entity, EntityIndex, EntityInfo
+
+__all__ = [
+    "CompiledEntity",
+    "CompiledIndex",
+    "CompiledSchema",
+    "Gsi",
+    "QueryPlan",
+    "compile_table",
+    "schema_of",
+]
+
+MAX_GSIS = 20  # DynamoDB's default quota of global secondary indexes per table
+
+
+@dataclass(frozen=True)
+class CompiledIndex:
+    """One entity index placed on a physical GSI."""
+
+    index: EntityIndex
+    gsi: str
+    pk_attribute: str
+    sk_attribute: str
+    # The sort value written when the index declares no `sk`: the entity's type name.
+    static_sk: str | None
+
+    @property
+    def entity_name(self) -> str:
+        return self.index.entity.__dynaorm__.name
+
+    @property
+    def sort_side(self) -> KeyTemplate | str:
+        """The sort template, or the fixed type name an index without `sk` writes."""
+        return self.index.sk if self.index.sk is not None else str(self.static_sk)
+
+
+@dataclass(frozen=True)
+class Gsi:
+    """A physical global secondary index, possibly shared by several entity indexes."""
+
+    name: str
+    pk_attribute: str
+    sk_attribute: str
+    projection: Projection
+    indexes: tuple[CompiledIndex, ...]
+
+
+@dataclass(frozen=True)
+class CompiledEntity:
+    """An entity with its GSI placements and the type filter its queries need."""
+
+    info: EntityInfo
+    indexes: Mapping[str, CompiledIndex]
+    # Other types whose primary keys may fall inside this entity's query ranges.
+    primary_neighbours: frozenset[str]
+    # Attributes dynaorm derives (keys, type, GSI keys): not fields of the entity.
+    derived: frozenset[str]
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What a Query needs: where to look and which key condition selects the items."""
+
+    index_name: str | None
+    pk_attribute: str
+    pk_value: str
+    sk_attribute: str
+    sk_condition: KeyCondition | None
+    # Set when other entity types could satisfy the key condition: filter on the type.
+    type_filter: str | None
+    entity: type[Entity]
+
+
+@dataclass(frozen=True)
+class CompiledSchema:
+    """The physical schema of one table, computed from every registered entity."""
+
+    table: Table
+    entities: Mapping[str, CompiledEntity]
+    gsis: tuple[Gsi, ...]
+    index_neighbours: Mapping[tuple[str, str], frozenset[str]] = field(repr=False)
+
+    def entity(self, name: str) -> CompiledEntity:
+        return self.entities[name]
+
+    def key_attributes(self, entity: Entity) -> dict[str, str]:
+        """The derived key attributes of an entity: PK, SK and every non-sparse GSI key."""
+        info = type(entity).__dynaorm__
+        values = {name: getattr(entity, name) for name in info.paths}
+        attributes = {
+            self.table.partition_key: info.pk.encode(values),
+            self.table.sort_key: info.sk.encode(values),
+        }
+        for placed in self.entities[info.name].indexes.values():
+            attributes.update(index_attributes(placed, values))
+        return attributes
+
+    def plan(
+        self,
+        target: type[Entity] | EntityIndex,
+        slots: Mapping[str, Any],
+        *,
+        op: str | None = None,
+        field: str | None = None,
+        operand: Any = None,
+    ) -> QueryPlan:
+        """The key condition for `target` given partition slots and sort-key bounds."""
+        from dynaorm._entity import EntityIndex  # noqa: PLC0415 - runtime isinstance only
+
+        if isinstance(target, EntityIndex):
+            return self._plan_index(target, slots, op=op, field=field, operand=operand)
+        info = target.__dynaorm__
+        pk_value = _partition_value(info.name, info.pk, slots)
+        condition = _sort_condition(info.name, info.pk, info.sk, slots, op, field, operand)
+        neighbours = self.entities[info.name].primary_neighbours
+        return QueryPlan(
+            index_name=None,
+            pk_attribute=self.table.partition_key,
+            pk_value=pk_value,
+            sk_attribute=self.table.sort_key,
+            sk_condition=condition,
+            type_filter=info.name if neighbours else None,
+            entity=target,
+        )
+
+    def _plan_index(
+        self,
+        index: EntityIndex,
+        slots: Mapping[str, Any],
+        *,
+        op: str | None,
+        field: str | None,
+        operand: Any,
+    ) -> QueryPlan:
+        info = index.entity.__dynaorm__
+        placed = self.entities[info.name].indexes[index.name]
+        pk_value = _partition_value(info.name, index.pk, slots)
+        if index.sk is None:
+            if op is not None:
+                raise KeyEncodingError(
+                    f"{info.name}.{index.name} has no sort-key template; it cannot be "
+                    f"queried with {op}",
+                    entity=info.name,
+                )
+            condition: KeyCondition | None = KeyCondition("=", (str(placed.static_sk),))
+        else:
+            condition = _sort_condition(info.name, index.pk, index.sk, slots, op, field, operand)
+        neighbours = self.index_neighbours[(info.name, index.name)]
+        return QueryPlan(
+            index_name=placed.gsi,
+            pk_attribute=placed.pk_attribute,
+            pk_value=pk_value,
+            sk_attribute=placed.sk_attribute,
+            sk_condition=condition,
+            type_filter=info.name if neighbours else None,
+            entity=index.entity,
+        )
+
+
+def index_attributes(placed: CompiledIndex, values: Mapping[str, Any]) -> dict[str, str]:
+    """The GSI attributes one index contributes, or none when a slot is None (sparse)."""
+    index = placed.index
+    if index.pk.has_none(values) or (index.sk is not None and index.sk.has_none(values)):
+        return {}
+    sk = index.sk.encode(values) if index.sk is not None else str(placed.static_sk)
+    return {placed.pk_attribute: index.pk.encode(values), placed.sk_attribute: sk}
+
+
+def _partition_value(entity: str, pk: KeyTemplate, slots: Mapping[str, Any]) -> str:
+    missing = [name for name in pk.fields if slots.get(name) is None]
+    if missing:
+        raise KeyEncodingError(
+            f"{entity}: a query needs every partition-key field of {pk.source!r}; "
+            f"missing {missing}",
+            entity=entity,
+            field=missing[0],
+        )
+    return pk.encode(slots)
+
+
+def _sort_condition(
+    entity: str,
+    pk: KeyTemplate,
+    sk: KeyTemplate,
+    slots: Mapping[str, Any],
+    op: str | None,
+    field: str | None,
+    operand: Any,
+) -> KeyCondition | None:
+    fixed = {name: slots[name] for name in sk.fields if name in slots and name not in pk.fields}
+    unknown = sorted(set(slots) - set(pk.fields) - set(sk.fields))
+    if unknown:
+        raise KeyEncodingError(
+            f"{entity}: {unknown} are not key fields of this access pattern "
+            f"(partition {pk.fields}, sort {sk.fields}); filter on them with .where()",
+            entity=entity,
+            field=unknown[0],
+        )
+    # Slots shared with the partition key are already fixed by it.
+    shared = {name: slots[name] for name in sk.fields if name in pk.fields and name in slots}
+    return sk.condition({**shared, **fixed}, op=op, field=field, operand=operand)
+
+
+def schema_of(table: Table) -> CompiledSchema:
+    """The compiled schema of `table`, compiled on first use and cached until it changes."""
+    compiled = table._compiled
+    if compiled is None:
+        compiled = compile_table(table)
+        table._compiled = compiled
+    assert isinstance(compiled, CompiledSchema)
+    return compiled
+
+
+def compile_table(table: Table) -> CompiledSchema:
+    """Validate every entity of `table` together and place their indexes on GSIs."""
+    infos = [e.__dynaorm__ for e in table.entities]
+    _check_type_names(table, infos)
+    _check_collisions(infos)
+    placements = _assign_gsis(table, infos)
+    gsis = _build_gsis(table, placements)
+    entities = {}
+    for info in infos:
+        indexes = {p.index.name: p for p in placements if p.index.entity is info.cls}
+        derived = {table.partition_key, table.sort_key, table.type_attribute}
+        for placed in indexes.values():
+            derived.update((placed.pk_attribute, placed.sk_attribute))
+        entities[info.name] = CompiledEntity(
+            info=info,
+            indexes=indexes,
+            primary_neighbours=_primary_neighbours(info, infos),
+            derived=frozenset(derived),
+        )
+    return CompiledSchema(
+        table=table,
+        entities=entities,
+        gsis=gsis,
+        index_neighbours=_index_neighbours(gsis),
+    )
+
+
+def _check_type_names(table: Table, infos: list[EntityInfo]) -> None:
+    seen: dict[str, EntityInfo] = {}
+    for info in infos:
+        other = seen.get(info.name)
+        if other is not None:
+            raise DefinitionError(
+                f"Table {table.name!r}: {other.cls.__module__}.{other.cls.__qualname__} "
+                f"and {info.cls.__module__}.{info.cls.__qualname__} both use the type "
+                f"name {info.name!r}; pass type_name= to tell them apart",
+                entity=info.name,
+            )
+        seen[info.name] = info
+
+
+def _check_collisions(infos: list[EntityInfo]) -> None:
+    for i, first in enumerate(infos):
+        for second in infos[i + 1 :]:
+            if templates_overlap(first.pk, second.pk) and templates_overlap(first.sk, second.sk):
+                pk = example_key(first.pk, second.pk)
+                sk = example_key(first.sk, second.sk)
+                raise KeyCollisionError(
+                    f"{first.name} (pk={first.pk.source!r}, sk={first.sk.source!r}) and "
+                    f"{second.name} (pk={second.pk.source!r}, sk={second.sk.source!r}) can "
+                    f"produce the same primary key, e.g. ({pk!r}, {sk!r}); give one of "
+                    "them a distinct literal segment",
+                    entities=(first.name, second.name),
+                    example=(pk, sk),
+                )
+
+
+def _primary_neighbours(info: EntityInfo, infos: list[EntityInfo]) -> frozenset[str]:
+    return frozenset(
+        other.name
+        for other in infos
+        if other is not info
+        and templates_overlap(info.pk, other.pk)
+        and prefix_overlaps(info.sk, other.sk)
+    )
+
+
+def _assign_gsis(table: Table, infos: list[EntityInfo]) -> list[CompiledIndex]:
+    """Place indexes on as few GSIs as possible.
+
+    Two indexes of one entity can never share a GSI (an item has one `GSI1PK`), but
+    indexes of different entities can: that is GSI overloading. So the minimum is the
+    largest number of indexes on one entity, which the greedy lowest-free-slot choice
+    reaches; a shared GSI also needs the same projection.
+    """
+    pinned = {
+        index.gsi for info in infos for index in info.indexes.values() if index.gsi is not None
+    }
+    auto_names = (f"{table.gsi_prefix}{n}" for n in range(1, 1000))
+    auto: list[str] = []
+    projections: dict[str, Projection] = {}
+    users: dict[str, set[str]] = {}
+    placements: list[CompiledIndex] = []
+    for info in infos:
+        for index in info.indexes.values():
+            gsi = index.gsi or _free_gsi(info, index, auto, projections, users)
+            if gsi is None:
+                gsi = next(name for name in auto_names if name not in pinned)
+                auto.append(gsi)
+            _claim(info, index, gsi, projections, users)
+            placements.append(
+                CompiledIndex(
+                    index=index,
+                    gsi=gsi,
+                    pk_attribute=f"{gsi}PK",
+                    sk_attribute=f"{gsi}SK",
+                    static_sk=info.name if index.sk is None else None,
+                )
+            )
+    if len(projections) > MAX_GSIS:
+        raise DefinitionError(
+            f"Table {table.name!r} needs {len(projections)} GSIs; DynamoDB allows "
+            f"{MAX_GSIS}. Pin related indexes to shared GSIs with gsi=",
+        )
+    return placements
+
+
+def _free_gsi(
+    info: EntityInfo,
+    index: EntityIndex,
+    auto: list[str],
+    projections: dict[str, Projection],
+    users: dict[str, set[str]],
+) -> str | None:
+    for gsi in auto:
+        if info.name not in users[gsi] and projections[gsi] == index.projection:
+            return gsi
+    return None
+
+
+def _claim(
+    info: EntityInfo,
+    index: EntityIndex,
+    gsi: str,
+    projections: dict[str, Projection],
+    users: dict[str, set[str]],
+) -> None:
+    holders = users.setdefault(gsi, set())
+    if info.name in holders:
+        raise DefinitionError(
+            f"{info.name}.{index.name} is pinned to {gsi}, which another index of "
+            f"{info.name} already uses; an item holds one key per GSI",
+            entity=info.name,
+            field=index.name,
+        )
+    current = projections.get(gsi)
+    if current is not None and current != index.projection:
+        raise DefinitionError(
+            f"{info.name}.{index.name} wants projection {index.projection!r} on {gsi}, "
+            f"which already projects {current!r}; one GSI has one projection",
+            entity=info.name,
+            field=index.name,
+        )
+    holders.add(info.name)
+    projections[gsi] = index.projection
+
+
+def _build_gsis(table: Table, placements: list[CompiledIndex]) -> tuple[Gsi, ...]:
+    names: list[str] = []
+    for placed in placements:
+        if placed.gsi not in names:
+            names.append(placed.gsi)
+    return tuple(
+        Gsi(
+            name=name,
+            pk_attribute=f"{name}PK",
+            sk_attribute=f"{name}SK",
+            projection=next(p.index.projection for p in placements if p.gsi == name),
+            indexes=tuple(p for p in placements if p.gsi == name),
+        )
+        for name in names
+    )
+
+
+def _index_neighbours(gsis: tuple[Gsi, ...]) -> dict[tuple[str, str], frozenset[str]]:
+    result: dict[tuple[str, str], frozenset[str]] = {}
+    for gsi in gsis:
+        for placed in gsi.indexes:
+            result[(placed.entity_name, placed.index.name)] = frozenset(
+                other.entity_name
+                for other in gsi.indexes
+                if other is not placed
+                and other.entity_name != placed.entity_name
+                and templates_overlap(placed.index.pk, other.index.pk)
+                and _index_sort_overlaps(placed, other)
+            )
+    return result
+
+
+def _index_sort_overlaps(placed: CompiledIndex, other: CompiledIndex) -> bool:
+    return prefix_overlaps(placed.sort_side, other.sort_side)

@@ -1,0 +1,183 @@
+"""Table definitions from a compiled schema: CreateTable, CloudFormation, drift, patterns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from dynaorm._compiler import CompiledIndex, CompiledSchema, Gsi
+from dynaorm._keys import KeyTemplate
+from dynaorm._schema import Projection
+
+__all__ = [
+    "access_patterns",
+    "cloudformation_resource",
+    "create_table_request",
+    "describe_drift",
+    "time_to_live_request",
+]
+
+
+def _projection(projection: Projection) -> dict[str, Any]:
+    if isinstance(projection, tuple):
+        return {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(projection)}
+    return {"ProjectionType": projection}
+
+
+def _key_schema(partition: str, sort: str) -> list[dict[str, str]]:
+    return [
+        {"AttributeName": partition, "KeyType": "HASH"},
+        {"AttributeName": sort, "KeyType": "RANGE"},
+    ]
+
+
+def _gsi_definition(schema: CompiledSchema, gsi: Gsi) -> dict[str, Any]:
+    definition: dict[str, Any] = {
+        "IndexName": gsi.name,
+        "KeySchema": _key_schema(gsi.pk_attribute, gsi.sk_attribute),
+        "Projection": _projection(gsi.projection),
+    }
+    table = schema.table
+    if table.billing_mode == "PROVISIONED":
+        definition["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": table.read_capacity,
+            "WriteCapacityUnits": table.write_capacity,
+        }
+    return definition
+
+
+def _table_properties(schema: CompiledSchema, name: str) -> dict[str, Any]:
+    table = schema.table
+    attributes = [table.partition_key, table.sort_key]
+    for gsi in schema.gsis:
+        attributes += [gsi.pk_attribute, gsi.sk_attribute]
+    properties: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+        "KeySchema": _key_schema(table.partition_key, table.sort_key),
+        "BillingMode": table.billing_mode,
+    }
+    if table.billing_mode == "PROVISIONED":
+        properties["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": table.read_capacity,
+            "WriteCapacityUnits": table.write_capacity,
+        }
+    if schema.gsis:
+        properties["GlobalSecondaryIndexes"] = [_gsi_definition(schema, g) for g in schema.gsis]
+    return properties
+
+
+def create_table_request(schema: CompiledSchema, name: str) -> dict[str, Any]:
+    """CreateTable parameters (on-demand unless the table asks for provisioned)."""
+    return _table_properties(schema, name)
+
+
+def time_to_live_request(schema: CompiledSchema, name: str) -> dict[str, Any] | None:
+    """UpdateTimeToLive parameters when the table declares `ttl=`."""
+    if schema.table.ttl is None:
+        return None
+    return {
+        "TableName": name,
+        "TimeToLiveSpecification": {"Enabled": True, "AttributeName": schema.table.ttl},
+    }
+
+
+def cloudformation_resource(schema: CompiledSchema, name: str) -> dict[str, Any]:
+    """An `AWS::DynamoDB::Table` resource for a CloudFormation template."""
+    properties = _table_properties(schema, name)
+    if schema.table.ttl is not None:
+        properties["TimeToLiveSpecification"] = {
+            "AttributeName": schema.table.ttl,
+            "Enabled": True,
+        }
+    return {"Type": "AWS::DynamoDB::Table", "Properties": properties}
+
+
+def describe_drift(schema: CompiledSchema, live: dict[str, Any]) -> list[str]:
+    """What differs between the compiled schema and a `DescribeTable` result's `Table`."""
+    table = schema.table
+    problems: list[str] = []
+    live_keys = {k["KeyType"]: k["AttributeName"] for k in live.get("KeySchema", [])}
+    wanted_keys = {"HASH": table.partition_key, "RANGE": table.sort_key}
+    if live_keys != wanted_keys:
+        problems.append(f"primary key is {live_keys}, the schema wants {wanted_keys}")
+    live_gsis = {g["IndexName"]: g for g in live.get("GlobalSecondaryIndexes", [])}
+    for gsi in schema.gsis:
+        found = live_gsis.pop(gsi.name, None)
+        if found is None:
+            problems.append(f"GSI {gsi.name} is missing")
+            continue
+        keys = {k["KeyType"]: k["AttributeName"] for k in found.get("KeySchema", [])}
+        if keys != {"HASH": gsi.pk_attribute, "RANGE": gsi.sk_attribute}:
+            problems.append(
+                f"GSI {gsi.name} has key {keys}, the schema wants "
+                f"{{'HASH': {gsi.pk_attribute!r}, 'RANGE': {gsi.sk_attribute!r}}}"
+            )
+        wanted = _projection(gsi.projection)
+        have = dict(found.get("Projection", {}))
+        if "NonKeyAttributes" in have:
+            have["NonKeyAttributes"] = sorted(have["NonKeyAttributes"])
+        if "NonKeyAttributes" in wanted:
+            wanted["NonKeyAttributes"] = sorted(wanted["NonKeyAttributes"])
+        if have != wanted:
+            problems.append(f"GSI {gsi.name} projects {have}, the schema wants {wanted}")
+    problems.extend(f"GSI {name} exists but the schema does not use it" for name in live_gsis)
+    return problems
+
+
+_SAMPLES: dict[str, Any] = {
+    "str": None,  # the field name itself reads best: USER#user_id
+    "int": 42,
+    "bool": True,
+    "datetime": dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc),
+    "date": dt.date(2024, 5, 1),
+    "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+}
+
+
+def _example(template: KeyTemplate) -> str:
+    values: dict[str, Any] = {}
+    for segment in template.slots:
+        codec = segment.codec
+        if codec.enum is not None:
+            values[segment.field] = next(iter(codec.enum))
+        else:
+            sample = _SAMPLES[codec.kind]
+            values[segment.field] = segment.field if sample is None else sample
+    return template.encode(values)
+
+
+def access_patterns(schema: CompiledSchema) -> list[dict[str, str]]:
+    """One row per access pattern, the table a single-table designer draws."""
+    table = schema.table
+    rows: list[dict[str, str]] = []
+    for compiled in schema.entities.values():
+        info = compiled.info
+        rows.append(
+            {
+                "entity": info.name,
+                "access": "primary key",
+                "index": "table",
+                "pk": f"{table.partition_key} = {info.pk.source}",
+                "sk": f"{table.sort_key} = {info.sk.source}",
+                "example": f"{_example(info.pk)} / {_example(info.sk)}",
+            }
+        )
+        for placed in compiled.indexes.values():
+            rows.append(_index_row(info.name, placed))
+    return rows
+
+
+def _index_row(entity: str, placed: CompiledIndex) -> dict[str, str]:
+    index = placed.index
+    sk_source = index.sk.source if index.sk is not None else str(placed.static_sk)
+    sk_example = _example(index.sk) if index.sk is not None else str(placed.static_sk)
+    return {
+        "entity": entity,
+        "access": index.name,
+        "index": placed.gsi,
+        "pk": f"{placed.pk_attribute} = {index.pk.source}",
+        "sk": f"{placed.sk_attribute} = {sk_source}",
+        "example": f"{_example(index.pk)} / {sk_example}",
+    }

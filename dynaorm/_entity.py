@@ -1,0 +1,362 @@
+"""The `Entity` base class: a pydantic model plus its key templates and class options."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+from pydantic import BaseModel, ConfigDict
+
+# pydantic has no public hook for class-level attribute access. Subclassing its
+# metaclass only to add `__getattr__` (reached solely for names normal lookup cannot
+# find, i.e. model fields, whose defaults pydantic removes from the class namespace)
+# is the smallest way to offer `Post.likes > 3` without shadowing fields: setting real
+# class attributes would be read back by pydantic as defaults of subclass fields.
+from pydantic._internal._model_construction import ModelMetaclass
+
+from dynaorm._expressions import Path
+from dynaorm._keys import KeyTemplate
+from dynaorm._schema import Index, Projection, Table
+from dynaorm.errors import DefinitionError, KeyEncodingError, UnknownFieldError
+
+__all__ = ["Entity", "EntityIndex", "EntityInfo", "Key"]
+
+PK_MAX_BYTES = 2048
+SK_MAX_BYTES = 1024
+# Characters that may appear in a type name: it is written into guard keys and index
+# sort values as a literal segment, so it obeys the literal-segment rule of templates.
+_TYPE_NAME_FORBIDDEN = "{}"
+
+
+@dataclass(frozen=True)
+class Key:
+    """The primary key of one item: usable by get, delete, batch_get and check."""
+
+    entity: type[Entity]
+    pk: str
+    sk: str
+    slots: dict[str, Any] = field(compare=False, hash=False)
+
+    def __repr__(self) -> str:
+        return f"{self.entity.__name__}.key(pk={self.pk!r}, sk={self.sk!r})"
+
+    def to_dynamodb(self) -> dict[str, dict[str, str]]:
+        """The `Key` request parameter for this item."""
+        table = self.entity.__dynaorm__.table
+        return {table.partition_key: {"S": self.pk}, table.sort_key: {"S": self.sk}}
+
+
+@dataclass(frozen=True)
+class EntityIndex:
+    """An `Index` bound to its entity: `Post.by_topic`, usable with `session.query`."""
+
+    entity: type[Entity]
+    name: str
+    pk: KeyTemplate
+    sk: KeyTemplate | None
+    gsi: str | None
+    projection: Projection
+
+    def __repr__(self) -> str:
+        return f"{self.entity.__name__}.{self.name}"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every slot field of this index (partition then sort)."""
+        return self.pk.fields + (self.sk.fields if self.sk is not None else ())
+
+
+@dataclass
+class EntityInfo:
+    """Everything dynaorm knows about an entity class, built once at class definition."""
+
+    cls: type[Entity]
+    name: str
+    table: Table
+    pk: KeyTemplate
+    sk: KeyTemplate
+    indexes: dict[str, EntityIndex]
+    unique: tuple[tuple[str, ...], ...]
+    version: str | None
+    ttl: str | None
+    paths: dict[str, Path]
+    # field name -> attribute name in the item (the alias, when one is declared)
+    attributes: dict[str, str]
+
+    def key_from_entity(self, entity: Entity) -> Key:
+        values = {name: getattr(entity, name) for name in self.pk.fields + self.sk.fields}
+        return Key(self.cls, self.pk.encode(values), self.sk.encode(values), values)
+
+
+def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+class _EntityMeta(ModelMetaclass):
+    def __getattr__(cls, name: str) -> Any:
+        # Only a finished entity class answers with field paths; while pydantic builds a
+        # subclass it probes names with getattr and must see AttributeError.
+        info = cls.__dict__.get("__dynaorm__")
+        if info is not None and not name.startswith("_"):
+            found = info.paths.get(name) or info.indexes.get(name)
+            if found is not None:
+                return found
+            raise UnknownFieldError(
+                f"{info.name} has no field or index {name!r}; fields: {sorted(info.paths)}"
+                f", indexes: {sorted(info.indexes)}",
+                entity=info.name,
+                field=name,
+            )
+        # pydantic defines ModelMetaclass.__getattr__ only outside TYPE_CHECKING.
+        return super().__getattr__(name)  # type: ignore[misc]
+
+
+class Entity(BaseModel, metaclass=_EntityMeta):
+    """Base class of every item type stored in a single table.
+
+    Declare options as class keywords::
+
+        class User(Entity, table=app, pk="USER#{user_id}", sk="PROFILE",
+                   unique=("email",), version="version"):
+            user_id: str
+            email: str
+            version: int = 0
+
+            by_email = Index(pk="EMAIL#{email}")
+
+    An entity with `table=` but no `pk=` is abstract: it shares fields and the table
+    with its subclasses and is never stored itself.
+    """
+
+    model_config = ConfigDict(
+        ignored_types=(Index,),
+        validate_assignment=True,
+        populate_by_name=True,
+        extra="ignore",
+    )
+
+    __dynaorm__: ClassVar[EntityInfo]
+    __dynaorm_options__: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(
+        cls,
+        *,
+        table: Table | None = None,
+        pk: str | None = None,
+        sk: str | None = None,
+        unique: tuple[str | tuple[str, ...], ...] | str = (),
+        version: str | None = None,
+        type_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        inherited = dict(cls.__dynaorm_options__)
+        given = {
+            "table": table,
+            "pk": pk,
+            "sk": sk,
+            "unique": unique or None,
+            "version": version,
+            "type_name": type_name,
+        }
+        # Key templates and names belong to one class; table and guarantees inherit.
+        for name in ("pk", "sk", "type_name"):
+            inherited.pop(name, None)
+        inherited.update({k: v for k, v in given.items() if v is not None})
+        cls.__dynaorm_options__ = inherited
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        options = cls.__dynaorm_options__
+        indexes = {n: v for n, v in cls.__dict__.items() if isinstance(v, Index)}
+        if options.get("pk") is None:
+            if indexes or options.get("sk") is not None:
+                raise DefinitionError(
+                    f"{cls.__name__} declares sk= or indexes but no pk=; an entity without "
+                    "pk= is an abstract base",
+                    entity=cls.__name__,
+                )
+            return
+        info = _build_info(cls, options, indexes)
+        for name in indexes:
+            delattr(cls, name)
+        cls.__dynaorm__ = info
+        info.table._register(cls)
+
+    @classmethod
+    def key(cls, **slots: Any) -> Key:
+        """The primary key of the item whose key fields have these values."""
+        info = cls.__dynaorm__
+        needed = set(info.pk.fields + info.sk.fields)
+        missing = sorted(needed - slots.keys())
+        unknown = sorted(slots.keys() - needed)
+        if missing or unknown:
+            raise KeyEncodingError(
+                f"{info.name}.key(): missing {missing or 'nothing'}, unexpected "
+                f"{unknown or 'nothing'}; the key fields are {sorted(needed)}",
+                entity=info.name,
+                field=(missing or unknown)[0],
+            )
+        return Key(cls, info.pk.encode(slots), info.sk.encode(slots), dict(slots))
+
+    def get_key(self) -> Key:
+        """This entity's primary key."""
+        return type(self).__dynaorm__.key_from_entity(self)
+
+
+def _build_info(
+    cls: type[Entity], options: dict[str, Any], indexes: dict[str, Index]
+) -> EntityInfo:
+    name = options.get("type_name") or cls.__name__
+    table = options.get("table")
+    if not isinstance(table, Table):
+        raise DefinitionError(
+            f"{cls.__name__} declares pk= but no table=; pass table=Table(...) "
+            "(or inherit it from an abstract base)",
+            entity=cls.__name__,
+        )
+    if any(ch in name for ch in _TYPE_NAME_FORBIDDEN) or "#" in name or not name:
+        raise DefinitionError(
+            f"{cls.__name__}: type_name={name!r} may not be empty or contain '#', '{{', '}}'",
+            entity=cls.__name__,
+            value=name,
+        )
+    if options.get("sk") is None:
+        raise DefinitionError(
+            f"{name}: declare sk= (table {table.name!r} has the sort key "
+            f"{table.sort_key!r}); a literal such as sk='PROFILE' keeps one item per "
+            "partition",
+            entity=name,
+        )
+    annotations = {n: f.annotation for n, f in cls.model_fields.items()}
+    attributes = {n: (f.alias or n) for n, f in cls.model_fields.items()}
+    pk = _primary_template(name, "pk", options["pk"], annotations, PK_MAX_BYTES)
+    sk = _primary_template(name, "sk", options["sk"], annotations, SK_MAX_BYTES)
+    _check_reserved(name, table, attributes)
+    info = EntityInfo(
+        cls=cls,
+        name=name,
+        table=table,
+        pk=pk,
+        sk=sk,
+        indexes={},
+        unique=_normalise_unique(name, options.get("unique"), annotations),
+        version=_check_version(name, options.get("version"), annotations),
+        ttl=_check_ttl(name, table, annotations),
+        paths={n: Path(attributes[n], annotation=a, entity=name) for n, a in annotations.items()},
+        attributes=attributes,
+    )
+    for index_name, index in indexes.items():
+        info.indexes[index_name] = _bind_index(cls, name, index_name, index, annotations)
+    return info
+
+
+def _primary_template(
+    entity: str, role: str, source: Any, annotations: dict[str, Any], max_bytes: int
+) -> KeyTemplate:
+    if not isinstance(source, str):
+        raise DefinitionError(
+            f"{entity}: {role}= must be a template string, got {source!r}", entity=entity
+        )
+    template = KeyTemplate.parse(source, annotations, entity=entity, role=role, max_bytes=max_bytes)
+    for slot_field in template.fields:
+        if _strip_optional(annotations[slot_field])[1]:
+            raise DefinitionError(
+                f"{entity}.{slot_field} is optional but fills a slot of the primary key "
+                f"{role}={source!r}; primary-key fields must always have a value "
+                "(only index keys may be sparse)",
+                entity=entity,
+                field=slot_field,
+            )
+    return template
+
+
+def _bind_index(
+    cls: type[Entity], entity: str, name: str, index: Index, annotations: dict[str, Any]
+) -> EntityIndex:
+    role = f"index {name}"
+    pk = KeyTemplate.parse(
+        index.pk, annotations, entity=entity, role=f"{role} pk", max_bytes=PK_MAX_BYTES
+    )
+    sk = None
+    if index.sk is not None:
+        sk = KeyTemplate.parse(
+            index.sk, annotations, entity=entity, role=f"{role} sk", max_bytes=SK_MAX_BYTES
+        )
+    return EntityIndex(cls, name, pk, sk, index.gsi, index.projection)
+
+
+def _check_reserved(entity: str, table: Table, attributes: dict[str, str]) -> None:
+    reserved = {table.partition_key, table.sort_key, table.type_attribute}
+    gsi_attribute = re.compile(rf"^{re.escape(table.gsi_prefix)}[0-9]+(PK|SK)$")
+    for field_name, attribute in attributes.items():
+        if attribute in reserved or gsi_attribute.match(attribute):
+            raise DefinitionError(
+                f"{entity}.{field_name} would be stored as {attribute!r}, which table "
+                f"{table.name!r} reserves for keys or its type attribute; rename the "
+                "field or give it an alias",
+                entity=entity,
+                field=field_name,
+            )
+
+
+def _normalise_unique(
+    entity: str, unique: Any, annotations: dict[str, Any]
+) -> tuple[tuple[str, ...], ...]:
+    if not unique:
+        return ()
+    groups = (unique,) if isinstance(unique, str) else tuple(unique)
+    result: list[tuple[str, ...]] = []
+    for group in groups:
+        fields = (group,) if isinstance(group, str) else tuple(group)
+        if not fields:
+            raise DefinitionError(f"{entity}: unique= holds an empty group", entity=entity)
+        for unique_field in fields:
+            if unique_field not in annotations:
+                raise DefinitionError(
+                    f"{entity}: unique= names {unique_field!r}, which is not a field",
+                    entity=entity,
+                    field=unique_field,
+                )
+        result.append(fields)
+    return tuple(result)
+
+
+def _check_version(entity: str, version: Any, annotations: dict[str, Any]) -> str | None:
+    if version is None:
+        return None
+    if version not in annotations:
+        raise DefinitionError(
+            f"{entity}: version={version!r} is not a field", entity=entity, field=version
+        )
+    if annotations[version] is not int:
+        raise DefinitionError(
+            f"{entity}.{version} is the version field and must be declared `int`",
+            entity=entity,
+            field=version,
+        )
+    return str(version)
+
+
+def _check_ttl(entity: str, table: Table, annotations: dict[str, Any]) -> str | None:
+    if table.ttl is None or table.ttl not in annotations:
+        return None
+    inner, _ = _strip_optional(annotations[table.ttl])
+    if inner not in (dt.datetime, int):
+        raise DefinitionError(
+            f"{entity}.{table.ttl} is the table's TTL attribute and must be a datetime "
+            "or int (epoch seconds), optionally None",
+            entity=entity,
+            field=table.ttl,
+        )
+    return table.ttl

@@ -1,0 +1,111 @@
+"""Entity <-> DynamoDB item: attributes, derived keys, TTL, size check, type dispatch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from dynaorm._codec import AttributeValue, check_item_size, decode_item, encode_item
+from dynaorm._compiler import CompiledSchema, schema_of
+from dynaorm._schema import Table
+from dynaorm.errors import ItemEncodingError, KeyDecodingError
+
+if TYPE_CHECKING:
+    from dynaorm._entity import Entity
+
+__all__ = ["entity_from_item", "entity_to_item", "item_type"]
+
+
+def entity_to_item(
+    entity: Entity, schema: CompiledSchema | None = None
+) -> dict[str, AttributeValue]:
+    """The full item for `entity`: its fields, key attributes, type and GSI keys.
+
+    Raises before any request when a key cannot be encoded, a value cannot be stored,
+    or the item is over 400 KB.
+    """
+    info = type(entity).__dynaorm__
+    table = info.table
+    schema = schema or schema_of(table)
+    values = entity.model_dump(mode="python", by_alias=True)
+    if info.ttl is not None:
+        values[info.attributes[info.ttl]] = _ttl_seconds(info.name, info.ttl, values)
+    keys = schema.key_attributes(entity)
+    item = encode_item(values)
+    item[table.type_attribute] = {"S": info.name}
+    for attribute, value in keys.items():
+        item[attribute] = {"S": value}
+    check_item_size(
+        item,
+        entity=info.name,
+        key=(keys[table.partition_key], keys[table.sort_key]),
+    )
+    return item
+
+
+def _ttl_seconds(entity: str, field: str, values: dict[str, Any]) -> int | None:
+    """DynamoDB TTL reads a Number of epoch seconds; a datetime is converted to one."""
+    value = values.get(field)
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ItemEncodingError(
+                f"{entity}.{field} is the TTL attribute and got the naive datetime "
+                f"{value!r}; give it a timezone",
+                entity=entity,
+                field=field,
+                value=value,
+            )
+        return int(value.timestamp())
+    raise ItemEncodingError(
+        f"{entity}.{field} is the TTL attribute; expected a datetime or int, got {value!r}",
+        entity=entity,
+        field=field,
+        value=value,
+    )
+
+
+def item_type(table: Table, item: Mapping[str, AttributeValue]) -> str | None:
+    """The type name stored in an item, or None when it has none."""
+    tag = item.get(table.type_attribute)
+    if tag is None:
+        return None
+    value = tag.get("S")
+    return value if isinstance(value, str) else None
+
+
+def entity_from_item(
+    schema: CompiledSchema,
+    item: Mapping[str, AttributeValue],
+    expected: type[Entity] | None = None,
+) -> Entity | None:
+    """Build the entity an item stores, dispatching on the type attribute.
+
+    Returns None for items of types this table does not declare (another service's
+    items in a shared partition) unless `expected` names the class, in which case a
+    mismatch raises.
+    """
+    table = schema.table
+    name = item_type(table, item)
+    compiled = schema.entities.get(name) if name is not None else None
+    if compiled is None or (expected is not None and compiled.info.cls is not expected):
+        if expected is None:
+            return None
+        raise KeyDecodingError(
+            f"expected a {expected.__dynaorm__.name} item but the item's "
+            f"{table.type_attribute!r} is {name!r}",
+            entity=expected.__dynaorm__.name,
+            key=_item_key(table, item),
+        )
+    derived = compiled.derived
+    values = decode_item({k: v for k, v in item.items() if k not in derived})
+    return compiled.info.cls.model_validate(values)
+
+
+def _item_key(table: Table, item: Mapping[str, AttributeValue]) -> tuple[Any, Any]:
+    return (
+        item.get(table.partition_key, {}).get("S"),
+        item.get(table.sort_key, {}).get("S"),
+    )

@@ -1,0 +1,199 @@
+"""Declarations users write: `Table`, `Index` and `Collection` (plain data, no I/O)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from dynaorm._keys import KeyTemplate, SlotSegment
+from dynaorm.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from dynaorm._entity import Entity
+
+__all__ = ["Collection", "Index", "Projection", "Table"]
+
+Projection = Literal["ALL", "KEYS_ONLY"] | tuple[str, ...]
+
+# DynamoDB table names: 3-255 characters of [a-zA-Z0-9_.-]; attribute names 1-255 bytes.
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
+_GSI_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
+
+
+def _check_attribute_name(table: str, option: str, name: str) -> None:
+    if not name or len(name.encode("utf-8")) > 255:
+        raise DefinitionError(
+            f"Table {table!r}: {option}={name!r} must be 1 to 255 bytes long",
+            field=option,
+            value=name,
+        )
+
+
+class Table:
+    """One physical DynamoDB table shared by many entities.
+
+    The physical key attribute names, the type attribute and the GSI naming scheme are
+    table-wide; every entity declared with `table=` is registered here and compiled
+    together (see `dynaorm.Table.schema`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        partition_key: str = "PK",
+        sort_key: str = "SK",
+        type_attribute: str = "_type",
+        ttl: str | None = None,
+        gsi_prefix: str = "GSI",
+        billing_mode: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST",
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+    ) -> None:
+        if not _TABLE_NAME.match(name):
+            raise DefinitionError(
+                f"Table name {name!r} is not a valid DynamoDB table name "
+                "(3-255 characters of letters, digits, '_', '-', '.')",
+                value=name,
+            )
+        for option, attr in (
+            ("partition_key", partition_key),
+            ("sort_key", sort_key),
+            ("type_attribute", type_attribute),
+            ("gsi_prefix", gsi_prefix),
+        ):
+            _check_attribute_name(name, option, attr)
+        if len({partition_key, sort_key, type_attribute}) != 3:
+            raise DefinitionError(
+                f"Table {name!r}: partition_key, sort_key and type_attribute must differ",
+            )
+        if billing_mode == "PROVISIONED" and (read_capacity is None or write_capacity is None):
+            raise DefinitionError(
+                f"Table {name!r}: billing_mode='PROVISIONED' needs read_capacity and "
+                "write_capacity",
+            )
+        self.name = name
+        self.partition_key = partition_key
+        self.sort_key = sort_key
+        self.type_attribute = type_attribute
+        self.ttl = ttl
+        self.gsi_prefix = gsi_prefix
+        self.billing_mode = billing_mode
+        self.read_capacity = read_capacity
+        self.write_capacity = write_capacity
+        self._entities: list[type[Entity]] = []
+        self._lock = threading.Lock()
+        # Filled by dynaorm._compiler; reset whenever an entity registers.
+        self._compiled: Any = None
+
+    @property
+    def entities(self) -> tuple[type[Entity], ...]:
+        """Every concrete entity declared on this table, in declaration order."""
+        return tuple(self._entities)
+
+    def _register(self, entity: type[Entity]) -> None:
+        with self._lock:
+            # Re-defining a class (a reloaded module, a test redefining a model) replaces
+            # the earlier one of the same qualified name instead of colliding with it.
+            self._entities = [
+                e
+                for e in self._entities
+                if (e.__module__, e.__qualname__) != (entity.__module__, entity.__qualname__)
+            ]
+            self._entities.append(entity)
+            self._compiled = None
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r}, entities={[e.__name__ for e in self._entities]})"
+
+
+@dataclass(frozen=True)
+class Index:
+    """A secondary access pattern, declared as a class attribute of an entity.
+
+    `pk` and `sk` are key templates over the entity's fields. The compiler places the
+    index on an overloaded GSI (`GSI1PK`/`GSI1SK`, ...) unless `gsi=` pins one. An index
+    without `sk` stores the entity's type name as its sort value. Sparse: when a slot
+    field is None the item carries no attributes for this index.
+    """
+
+    pk: str
+    sk: str | None = None
+    gsi: str | None = None
+    projection: Projection = "ALL"
+
+    def __post_init__(self) -> None:
+        if self.gsi is not None and not _GSI_NAME.match(self.gsi):
+            raise DefinitionError(
+                f"Index gsi={self.gsi!r} is not a valid index name "
+                "(3-255 characters of letters, digits, '_', '-', '.')",
+                value=self.gsi,
+            )
+        if isinstance(self.projection, str):
+            if self.projection not in ("ALL", "KEYS_ONLY"):
+                raise DefinitionError(
+                    f"Index projection={self.projection!r}: use 'ALL', 'KEYS_ONLY' or a "
+                    "tuple of attribute names (INCLUDE)",
+                    value=self.projection,
+                )
+        elif not isinstance(self.projection, tuple) or not all(
+            isinstance(name, str) and name for name in self.projection
+        ):
+            raise DefinitionError(
+                f"Index projection={self.projection!r}: an INCLUDE projection is a tuple "
+                "of non-empty attribute names",
+                value=self.projection,
+            )
+
+
+def _shape(template: KeyTemplate) -> tuple[tuple[str, str], ...]:
+    """Literals by text, slots by field and kind: equal shapes read one partition."""
+    return tuple(
+        ("slot", f"{s.field}:{s.codec}") if isinstance(s, SlotSegment) else ("lit", s.text)
+        for s in template.segments
+    )
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Entities that share one partition-key template, read together with one Query."""
+
+    entities: tuple[type[Entity], ...]
+    name: str | None = field(default=None, compare=False)
+
+    def __init__(self, *entities: type[Entity], name: str | None = None) -> None:
+        if not entities:
+            raise DefinitionError("Collection() needs at least one entity")
+        object.__setattr__(self, "entities", tuple(entities))
+        object.__setattr__(self, "name", name)
+        self._check()
+
+    def _check(self) -> None:
+        infos = [e.__dynaorm__ for e in self.entities]
+        first = infos[0]
+        for info in infos[1:]:
+            if info.table is not first.table:
+                raise DefinitionError(
+                    f"Collection: {first.name} is on table {first.table.name!r} but "
+                    f"{info.name} is on {info.table.name!r}; a collection is one Query "
+                    "on one table",
+                    entity=info.name,
+                )
+            if _shape(info.pk) != _shape(first.pk):
+                raise DefinitionError(
+                    f"Collection: {info.name} has partition key {info.pk.source!r} but "
+                    f"{first.name} has {first.pk.source!r}; collection members must share "
+                    "one partition-key template",
+                    entity=info.name,
+                )
+        names = [i.name for i in infos]
+        if len(set(names)) != len(names):
+            raise DefinitionError(f"Collection lists an entity twice: {names}")
+
+    @property
+    def slots(self) -> Sequence[str]:
+        """The partition-key slot fields a caller must supply."""
+        return self.entities[0].__dynaorm__.pk.fields
