@@ -1,0 +1,393 @@
+"""The only module that talks to pynamodb and botocore: send requests, map errors, count."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+# botocore ships no type information; `unused-ignore` keeps this valid once stubs exist.
+import botocore.exceptions  # type: ignore[import-untyped, unused-ignore]
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PynamoDBException
+
+from dynaorm.errors import (
+    ConditionFailed,
+    RequestError,
+    ServiceError,
+    TableNotFound,
+    Throttled,
+    TransactionCanceled,
+)
+
+__all__ = ["Listener", "Stats", "Transport", "reset_in_memory"]
+
+Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | None], None]
+"""Called after every request with (operation, params sent, response, error)."""
+
+# Reported after botocore has spent its retry budget on them.
+_THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+_MEMORY_REGION = "us-east-1"
+_MEMORY_CREDENTIAL = "testing"
+
+
+class Stats:
+    """Per-operation call, error and consumed-capacity counters; safe to share across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._operations: dict[str, dict[str, float]] = {}
+
+    def record(self, operation: str, response: dict[str, Any] | None, failed: bool) -> None:
+        """Count one request and add the capacity units its response reports."""
+        units = _capacity_units(response) if response else 0.0
+        with self._lock:
+            counters = self._operations.setdefault(
+                operation, {"calls": 0.0, "errors": 0.0, "capacity_units": 0.0}
+            )
+            counters["calls"] += 1
+            counters["errors"] += 1 if failed else 0
+            counters["capacity_units"] += units
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        """A copy: `{"PutItem": {"calls": 2.0, "errors": 0.0, "capacity_units": 2.0}, ...}`."""
+        with self._lock:
+            return {name: dict(counters) for name, counters in self._operations.items()}
+
+    def reset(self) -> None:
+        """Forget every counter."""
+        with self._lock:
+            self._operations.clear()
+
+
+class Transport:
+    """Sends whole DynamoDB request dicts through one pynamodb `Connection`.
+
+    One `Transport` is safe to share across threads: the botocore client is created once,
+    under a lock, and botocore clients themselves are thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        table_prefix: str | None = None,
+        max_retry_attempts: int | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> None:
+        self._region = region or _env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1"
+        self._endpoint_url = endpoint_url or _env("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
+        if table_prefix is None:
+            table_prefix = os.environ.get("DYNAMODB_TABLE_PREFIX", "")
+        self._table_prefix = table_prefix
+        # pynamodb turns max_retry_attempts into botocore's standard retry mode with
+        # total_max_attempts = 1 + max_retry_attempts (its default is 3); throttling and
+        # transient errors are retried there, with backoff, before we ever see them.
+        self._connection = Connection(
+            region=self._region,
+            host=self._endpoint_url,
+            read_timeout_seconds=read_timeout,
+            connect_timeout_seconds=connect_timeout,
+            max_retry_attempts=max_retry_attempts,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+        )
+        # pynamodb builds its botocore client lazily in the `Connection.client` property
+        # without a lock, so two threads racing on a fresh Connection would each build one
+        # and one would be dropped (with any event handlers registered on it). We force the
+        # creation once under this lock; afterwards the property just returns the shared
+        # client. Creation is deferred to the first use so that constructing a Transport
+        # does no credential lookup.
+        self._client_lock = threading.Lock()
+        self._client: Any = None
+        self._listeners: list[Listener] = []
+        self._listeners_lock = threading.Lock()
+        self._stats = Stats()
+
+    @classmethod
+    def in_memory(cls, **options: Any) -> Transport:
+        """A transport backed by moto's in-process DynamoDB (the `memory` extra).
+
+        All in-memory transports of a process share one moto backend, started on first use
+        and kept for the life of the process, so a second call sees earlier data; call
+        `reset_in_memory()` to wipe it. While it runs moto intercepts every botocore
+        client in the process that targets an AWS endpoint. `options` are `Transport`'s;
+        region defaults to us-east-1 and dummy credentials are set on the transport, not
+        in the environment.
+        """
+        _MOTO.start()
+        region = options.setdefault("region", _MEMORY_REGION)
+        # An explicit AWS endpoint, so that an AWS_ENDPOINT_URL* in the environment (which
+        # moto would not intercept) cannot redirect the in-memory backend.
+        options.setdefault("endpoint_url", f"https://dynamodb.{region}.amazonaws.com")
+        options.setdefault("aws_access_key_id", _MEMORY_CREDENTIAL)
+        options.setdefault("aws_secret_access_key", _MEMORY_CREDENTIAL)
+        return cls(**options)
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self._endpoint_url
+
+    @property
+    def table_prefix(self) -> str:
+        return self._table_prefix
+
+    @property
+    def stats(self) -> Stats:
+        return self._stats
+
+    @property
+    def botocore_client(self) -> Any:
+        """The underlying botocore client, created if needed, for event hooks in tests.
+
+        moto answers in a `before-send` handler too, and botocore uses the first handler
+        that returns a response, so a fault injector must be registered with
+        `client.meta.events.register_first("before-send.dynamodb.*", handler)`.
+        """
+        return self._ensure_client()
+
+    def table_name(self, logical: str) -> str:
+        """The physical name of a table: the configured prefix, then the logical name."""
+        return f"{self._table_prefix}{logical}"
+
+    def call(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str | None = None,
+        entity: str | None = None,
+        key: Any = None,
+    ) -> dict[str, Any]:
+        """Send one request and return the response dict; errors become `RequestError`s.
+
+        `table`, `entity` and `key` only enrich error messages and attributes.
+        """
+        self._ensure_client()
+        sent = dict(params)
+        # Everything dispatch raises comes from the driver: botocore's network errors
+        # (BotoCoreError), service errors (ClientError, re-raised by pynamodb as its subclass
+        # VerboseClientError), and, since pynamodb turns off botocore's parameter
+        # validation, plain KeyError/TypeError from the serializer for a malformed request.
+        try:
+            # dispatch adds ReturnConsumedCapacity to the dict it is given: give it its own.
+            response: dict[str, Any] = self._connection.dispatch(operation, dict(sent))
+        except Exception as error:
+            failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
+            self._finish(operation, sent, None, failure)
+            raise failure from error
+        self._finish(operation, sent, response, None)
+        return response
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(operation, params, response, error)` after every request."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling a listener added with `add_listener`."""
+        with self._listeners_lock:
+            self._listeners.remove(listener)
+
+    def close(self) -> None:
+        """Release pooled HTTP connections; a later call opens new ones."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _ensure_client(self) -> Any:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._connection.client
+        return self._client
+
+    def _finish(
+        self,
+        operation: str,
+        sent: dict[str, Any],
+        response: dict[str, Any] | None,
+        error: RequestError | None,
+    ) -> None:
+        self._stats.record(operation, response, failed=error is not None)
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(operation, sent, response, error)
+
+
+def reset_in_memory() -> None:
+    """Delete every table and item of the in-memory (moto) DynamoDB backend."""
+    _MOTO.reset()
+
+
+class _MotoBackend:
+    """moto's DynamoDB mock, started at most once per process and never stopped.
+
+    Stopping it would let one test's teardown pull the backend from under a transport that
+    another part of the process still uses; keeping it costs only moto's global patch.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            try:
+                from moto import mock_aws  # noqa: PLC0415  (optional extra, imported on use)
+            except ImportError as error:
+                raise ImportError(
+                    'Transport.in_memory() needs moto: pip install "dynaorm[memory]"'
+                ) from error
+            # mock_credentials=False keeps moto from writing fake AWS_* variables into
+            # os.environ; our transports carry their own dummy credentials instead.
+            mock_aws(
+                config={
+                    "core": {
+                        "mock_credentials": False,
+                        "reset_boto3_session": False,
+                        "passthrough": {"urls": [], "services": []},
+                        "service_whitelist": None,
+                    }
+                }
+            ).start()
+            self._started = True
+
+    def reset(self) -> None:
+        with self._lock:
+            if not self._started:
+                return
+            from moto.dynamodb.models import dynamodb_backends  # noqa: PLC0415
+
+            for _account, _region, backend in dynamodb_backends.iter_backends():
+                backend.reset()
+
+
+_MOTO = _MotoBackend()
+
+
+def _env(*names: str) -> str | None:
+    """The first of these environment variables that is set and not empty."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _capacity_units(response: dict[str, Any]) -> float:
+    """Sum `ConsumedCapacity.CapacityUnits`: one dict, or a list of them for batches."""
+    consumed = response.get("ConsumedCapacity")
+    entries = consumed if isinstance(consumed, list) else [consumed] if consumed else []
+    return float(sum(entry.get("CapacityUnits", 0) for entry in entries))
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """Peel pynamodb's wrappers to reach botocore's own error.
+
+    `Connection._make_api_call` re-raises a botocore `ClientError` as `VerboseClientError`
+    (`from e`) keeping only `Error` of the response, so `Item` and the raw
+    `CancellationReasons` live on the original; pynamodb's own exceptions keep it in `cause`.
+    """
+    while True:
+        if isinstance(error, PynamoDBException) and error.cause is not None:
+            error = error.cause
+        elif isinstance(error, botocore.exceptions.ClientError) and isinstance(
+            error.__cause__, botocore.exceptions.ClientError
+        ):
+            error = error.__cause__
+        else:
+            return error
+
+
+def _translate(
+    error: BaseException,
+    operation: str,
+    sent: dict[str, Any],
+    *,
+    table: str | None,
+    entity: str | None,
+    key: Any,
+) -> RequestError:
+    """The dynaorm error for a driver error, naming operation, table, entity and key."""
+    inner = _innermost(error)
+    response: dict[str, Any] = {}
+    if isinstance(inner, botocore.exceptions.ClientError):
+        response = inner.response
+        code = response.get("Error", {}).get("Code") or "Unknown"
+        detail = response.get("Error", {}).get("Message") or ""
+    else:
+        code, detail = type(inner).__name__, str(inner)
+    table = table or _tables_of(sent)
+    message = _describe(operation, table, entity, key, f"{code}: {detail}" if detail else code)
+    context: dict[str, Any] = {
+        "operation": operation,
+        "table": table,
+        "entity": entity,
+        "key": key,
+    }
+    if code == "ConditionalCheckFailedException":
+        failed = ConditionFailed(message, **context)
+        failed.item = response.get("Item")
+        return failed
+    if code == "ResourceNotFoundException":
+        return TableNotFound(message, **context)
+    if code in _THROTTLING_CODES:
+        return Throttled(message, **context)
+    if code == "TransactionCanceledException":
+        reasons = [_reason(reason) for reason in response.get("CancellationReasons", [])]
+        return TransactionCanceled(message, reasons=reasons, **context)
+    return ServiceError(message, aws_code=code, **context)
+
+
+def _reason(reason: dict[str, Any]) -> dict[str, Any] | None:
+    """One raw cancellation reason; None for an action that was not at fault."""
+    return None if reason.get("Code") in (None, "None") else reason
+
+
+def _tables_of(sent: dict[str, Any]) -> str | None:
+    """The table(s) a request names, for messages when the caller did not say."""
+    if "TableName" in sent:
+        return str(sent["TableName"])
+    names: list[str] = list(sent.get("RequestItems", {}))
+    for action in sent.get("TransactItems", []):
+        names.extend(str(body.get("TableName")) for body in action.values())
+    return ",".join(dict.fromkeys(names)) or None
+
+
+def _describe(operation: str, table: str | None, entity: str | None, key: Any, why: str) -> str:
+    subject = f"{operation} on table {table!r}" if table else operation
+    context = [f"entity {entity}"] if entity else []
+    if key is not None:
+        context.append(f"key {key!r}")
+    detail = f" ({', '.join(context)})" if context else ""
+    return f"{subject}{detail} failed: {why}"
