@@ -1,0 +1,36 @@
+"""dynaorm: a single-table-design ORM for Amazon DynamoDB."""
+
+from dynaorm import errors
+from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
+from dynaorm._entity import Entity, EntityIndex, Key
+from dynaorm._expressions import Condition, Path
+from dynaorm._query import Page, Query, Scan
+from dynaorm._schema import Collection, Index, Table
+from dynaorm._session import CollectionResult, Session
+from dynaorm._update import Update
+from dynaorm.errors import DynaormError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Collection",
+    "CollectionResult",
+    "CompiledSchema",
+    "Condition",
+    "DynaormError",
+    "Entity",
+    "EntityIndex",
+    "Index",
+    "Key",
+    "Page",
+    "Path",
+    "Query",
+    "QueryPlan",
+    "Scan",
+    "Session",
+    "Table",
+    "Update",
+    "__version__",
+    "errors",
+    "schema_of",
+]

@@ -1,0 +1,88 @@
+"""Opaque pagination cursors: LastEvaluatedKey plus a query fingerprint, optionally signed."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from dynaorm.errors import InvalidCursor
+
+__all__ = ["decode_cursor", "encode_cursor", "fingerprint"]
+
+_VERSION = 1
+_SIGNATURE_BYTES = 32  # HMAC-SHA256
+_MAX_CURSOR_CHARS = 8192  # a LastEvaluatedKey is at most a few KB of key attributes
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    """A short digest of what identifies a query: table, index, partition, conditions."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode_cursor(
+    last_evaluated_key: Mapping[str, Any], query_fingerprint: str, secret: bytes | None
+) -> str:
+    """An opaque URL-safe string; HMAC-signed when the session has a cursor secret."""
+    payload = json.dumps(
+        {"v": _VERSION, "q": query_fingerprint, "k": last_evaluated_key},
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode("utf-8")
+    if secret is not None:
+        payload += hmac.new(secret, payload, hashlib.sha256).digest()
+    return _b64(payload)
+
+
+def decode_cursor(cursor: str, query_fingerprint: str, secret: bytes | None) -> dict[str, Any]:
+    """The LastEvaluatedKey carried by `cursor`, after checking it belongs to this query.
+
+    Raises InvalidCursor for anything malformed, unsigned when a secret is set, signed
+    with another secret, or made for a different query (which includes a different
+    partition: the partition value is part of the fingerprint).
+    """
+    if not isinstance(cursor, str) or not cursor or len(cursor) > _MAX_CURSOR_CHARS:
+        raise InvalidCursor("the cursor is empty, too long or not a string")
+    try:
+        raw = _unb64(cursor)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidCursor("the cursor is not valid URL-safe base64") from e
+    if secret is not None:
+        raw = _verified(raw, secret)
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidCursor("the cursor does not hold a valid payload") from e
+    if (
+        not isinstance(payload, dict)
+        or payload.get("v") != _VERSION
+        or not isinstance(payload.get("k"), dict)
+    ):
+        raise InvalidCursor("the cursor does not hold a valid payload")
+    if not hmac.compare_digest(str(payload.get("q")), query_fingerprint):
+        raise InvalidCursor(
+            "the cursor was made for a different query or partition; start again without a cursor"
+        )
+    key: dict[str, Any] = payload["k"]
+    return key
+
+
+def _verified(raw: bytes, secret: bytes) -> bytes:
+    payload, signature = raw[:-_SIGNATURE_BYTES], raw[-_SIGNATURE_BYTES:]
+    expected = hmac.new(secret, payload, hashlib.sha256).digest()
+    if len(raw) <= _SIGNATURE_BYTES or not hmac.compare_digest(signature, expected):
+        raise InvalidCursor("the cursor's signature does not match: it was altered or forged")
+    return payload

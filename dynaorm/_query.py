@@ -1,0 +1,383 @@
+"""Immutable Query and Scan builders: each has a pure `to_request()`; the session sends."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from dynaorm._compiler import QueryPlan, schema_of
+from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint
+from dynaorm._entity import Entity, EntityIndex
+from dynaorm._expressions import (
+    Condition,
+    Path,
+    Placeholders,
+    and_,
+    build_condition,
+)
+from dynaorm._update import key_condition_expression, projection_expression
+from dynaorm.errors import ExpressionError, InvalidCursor
+
+if TYPE_CHECKING:
+    from dynaorm._session import Session
+
+__all__ = ["Page", "Query", "Scan"]
+
+E = TypeVar("E", bound=Entity)
+_RANGE_OPS = {"between": "between", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+MAX_SCAN_SEGMENTS = 1_000_000  # DynamoDB's TotalSegments upper bound
+
+
+@dataclass(frozen=True)
+class Page(Generic[E]):
+    """One page of results and the cursor to continue from (None when there is no more)."""
+
+    items: list[E]
+    cursor: str | None
+
+
+def _one_slot(method: str, slots: Mapping[str, Any]) -> tuple[str, Any]:
+    if len(slots) != 1:
+        raise ExpressionError(
+            f".{method}() takes exactly one sort-key field, e.g. .{method}(created_at=...); "
+            f"got {sorted(slots)}"
+        )
+    ((name, value),) = slots.items()
+    return name, value
+
+
+@dataclass(frozen=True)
+class Query(Generic[E]):
+    """A Query on an entity's primary key or one of its indexes.
+
+    Builders return new queries; nothing is sent until the query is iterated or one of
+    `all()`, `first()`, `count()`, `page()` is called.
+    """
+
+    session: Session = field(repr=False)
+    target: type[E] | EntityIndex
+    slots: Mapping[str, Any]
+    range_op: str | None = None
+    range_field: str | None = None
+    range_operand: Any = None
+    filter: Condition | None = None
+    forward: bool = True
+    max_items: int | None = None
+    projection: tuple[Path | str, ...] | None = None
+    consistent_read: bool = False
+
+    # -- builders ---------------------------------------------------------------------
+
+    def begins_with(self, **slot: Any) -> Query[E]:
+        """Items whose next sort-key slot starts with a partial value (str, date, datetime)."""
+        name, value = _one_slot("begins_with", slot)
+        return self._range("begins_with", name, value)
+
+    def between(self, **slot: tuple[Any, Any]) -> Query[E]:
+        """Items whose next sort-key slot lies in the inclusive range (low, high)."""
+        name, value = _one_slot("between", slot)
+        if not isinstance(value, tuple) or len(value) != 2:
+            raise ExpressionError(f".between({name}=...) takes a (low, high) tuple, got {value!r}")
+        return self._range("between", name, value)
+
+    def gt(self, **slot: Any) -> Query[E]:
+        return self._range("gt", *_one_slot("gt", slot))
+
+    def ge(self, **slot: Any) -> Query[E]:
+        return self._range("ge", *_one_slot("ge", slot))
+
+    def lt(self, **slot: Any) -> Query[E]:
+        return self._range("lt", *_one_slot("lt", slot))
+
+    def le(self, **slot: Any) -> Query[E]:
+        return self._range("le", *_one_slot("le", slot))
+
+    def _range(self, op: str, name: str, value: Any) -> Query[E]:
+        if self.range_op is not None:
+            raise ExpressionError(
+                f"this query already has a {self.range_op} condition on {self.range_field!r}; "
+                "DynamoDB allows one sort-key condition"
+            )
+        return dataclasses.replace(
+            self, range_op=_RANGE_OPS.get(op, op), range_field=name, range_operand=value
+        )
+
+    def where(self, condition: Condition) -> Query[E]:
+        """Add a filter (applied by DynamoDB after reading; combined with AND)."""
+        if not isinstance(condition, Condition):
+            raise ExpressionError(
+                f".where() takes a condition such as Post.likes > 3, got {condition!r}"
+            )
+        return dataclasses.replace(self, filter=and_(self.filter, condition))
+
+    def reverse(self) -> Query[E]:
+        """Descending sort-key order."""
+        return dataclasses.replace(self, forward=not self.forward)
+
+    def limit(self, count: int) -> Query[E]:
+        """Return at most `count` items (items returned, not items evaluated)."""
+        if count < 1:
+            raise ExpressionError(f".limit() needs a positive count, got {count}")
+        return dataclasses.replace(self, max_items=count)
+
+    def consistent(self) -> Query[E]:
+        """Strongly consistent reads (base table only; GSIs are eventually consistent)."""
+        if isinstance(self.target, EntityIndex):
+            raise ExpressionError(
+                f"{self.target!r} is a global secondary index; DynamoDB offers only "
+                "eventually consistent reads on GSIs"
+            )
+        return dataclasses.replace(self, consistent_read=True)
+
+    # -- requests ---------------------------------------------------------------------
+
+    @property
+    def entity(self) -> type[E]:
+        target = self.target
+        return target.entity if isinstance(target, EntityIndex) else target  # type: ignore[return-value]
+
+    def plan(self) -> QueryPlan:
+        schema = schema_of(self.entity.__dynaorm__.table)
+        return schema.plan(
+            self.target,
+            self.slots,
+            op=self.range_op,
+            field=self.range_field,
+            operand=self.range_operand,
+        )
+
+    def to_request(
+        self, *, exclusive_start_key: Mapping[str, Any] | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """The Query request parameters, without sending anything."""
+        plan = self.plan()
+        table = self.entity.__dynaorm__.table
+        ph = Placeholders()
+        sk_op = plan.sk_condition.op if plan.sk_condition else None
+        sk_values = plan.sk_condition.values if plan.sk_condition else ()
+        request: dict[str, Any] = {
+            "TableName": self.session.table_name(table),
+            "KeyConditionExpression": key_condition_expression(
+                plan.pk_attribute, plan.pk_value, plan.sk_attribute, sk_op, sk_values, ph
+            ),
+        }
+        if plan.index_name is not None:
+            request["IndexName"] = plan.index_name
+        condition = self.filter
+        if plan.type_filter is not None:
+            condition = and_(Path(table.type_attribute) == plan.type_filter, condition)
+        if condition is not None:
+            request["FilterExpression"] = build_condition(condition, ph)
+        if self.projection is not None:
+            request["ProjectionExpression"] = projection_expression(self.projection, ph)
+        if not self.forward:
+            request["ScanIndexForward"] = False
+        if self.consistent_read:
+            request["ConsistentRead"] = True
+        if limit is not None:
+            request["Limit"] = limit
+        if exclusive_start_key is not None:
+            request["ExclusiveStartKey"] = dict(exclusive_start_key)
+        request.update(ph.to_request())
+        return request
+
+    def _request_limit(self, remaining: int | None) -> int | None:
+        # Without a filter DynamoDB returns exactly `remaining` items for Limit=remaining,
+        # so one round trip suffices; with a filter Limit would count evaluated items and
+        # only add round trips, so read full pages instead.
+        if remaining is None or self.filter is not None or self.plan().type_filter:
+            return None
+        return remaining
+
+    # -- execution --------------------------------------------------------------------
+
+    def _raw_pages(
+        self, start: Mapping[str, Any] | None, want: int | None
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+        key = start
+        while True:
+            request = self.to_request(exclusive_start_key=key, limit=self._request_limit(want))
+            response = self.session._call("Query", request, entity=self.entity)
+            items: list[dict[str, Any]] = response.get("Items", [])
+            key = response.get("LastEvaluatedKey")
+            yield items, key
+            if want is not None:
+                want -= len(items)
+                if want <= 0:
+                    return
+            if key is None:
+                return
+
+    def __iter__(self) -> Iterator[E]:
+        """Lazily yields typed entities, reading one page at a time."""
+        returned = 0
+        for items, _ in self._raw_pages(None, self.max_items):
+            for item in items:
+                yield self._decode(item)
+                returned += 1
+                if self.max_items is not None and returned >= self.max_items:
+                    return
+
+    def _decode(self, item: dict[str, Any]) -> E:
+        return self.session._decode_as(self.entity, item, self.projection)  # type: ignore[return-value]
+
+    def all(self) -> list[E]:
+        """Every matching item (up to `limit`), reading as many pages as needed."""
+        return list(self)
+
+    def first(self) -> E | None:
+        """The first matching item, or None; reads one page when no filter applies."""
+        return next(iter(self.limit(1)), None)
+
+    def count(self) -> int:
+        """The number of matching items (Select=COUNT, summed over pages)."""
+        total = 0
+        key: Mapping[str, Any] | None = None
+        while True:
+            request = self.to_request(exclusive_start_key=key)
+            request.pop("ProjectionExpression", None)
+            request["Select"] = "COUNT"
+            response = self.session._call("Query", request, entity=self.entity)
+            total += int(response.get("Count", 0))
+            key = response.get("LastEvaluatedKey")
+            if key is None or (self.max_items is not None and total >= self.max_items):
+                return min(total, self.max_items) if self.max_items is not None else total
+
+    def _fingerprint(self) -> str:
+        plan = self.plan()
+        request = self.to_request()
+        return fingerprint(
+            {
+                "table": request["TableName"],
+                "index": plan.index_name,
+                "pk": plan.pk_value,
+                "key": request["KeyConditionExpression"],
+                "filter": request.get("FilterExpression"),
+                "values": request.get("ExpressionAttributeValues"),
+                "forward": self.forward,
+            }
+        )
+
+    def page(self, size: int, cursor: str | None = None) -> Page[E]:
+        """Up to `size` items and a cursor for the next page (None at the end)."""
+        if size < 1:
+            raise ExpressionError(f".page() needs a positive size, got {size}")
+        plan = self.plan()
+        secret = self.session.cursor_secret
+        qfp = self._fingerprint()
+        start = None
+        if cursor is not None:
+            start = decode_cursor(cursor, qfp, secret)
+            if start.get(plan.pk_attribute) != {"S": plan.pk_value}:
+                raise InvalidCursor("the cursor points into another partition")
+        results: list[E] = []
+        last_item: dict[str, Any] | None = None
+        more = False
+        for items, key in self._raw_pages(start, size):
+            for position, item in enumerate(items):
+                if len(results) == size:
+                    more = True
+                    break
+                results.append(self._decode(item))
+                last_item = item
+                if len(results) == size:
+                    more = position < len(items) - 1 or key is not None
+            if len(results) == size:
+                break
+        if not more or last_item is None:
+            return Page(results, None)
+        return Page(results, encode_cursor(self._key_of(last_item, plan), qfp, secret))
+
+    def _key_of(self, item: Mapping[str, Any], plan: QueryPlan) -> dict[str, Any]:
+        """The ExclusiveStartKey that resumes right after `item`."""
+        table = self.entity.__dynaorm__.table
+        names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
+        return {name: item[name] for name in sorted(names) if name in item}
+
+
+@dataclass(frozen=True)
+class Scan(Generic[E]):
+    """A Scan of one entity type (filtered on the type attribute), optionally parallel."""
+
+    session: Session = field(repr=False)
+    entity: type[E]
+    filter: Condition | None = None
+    max_items: int | None = None
+    total_segments: int = 1
+    consistent_read: bool = False
+
+    def where(self, condition: Condition) -> Scan[E]:
+        return dataclasses.replace(self, filter=and_(self.filter, condition))
+
+    def limit(self, count: int) -> Scan[E]:
+        if count < 1:
+            raise ExpressionError(f".limit() needs a positive count, got {count}")
+        return dataclasses.replace(self, max_items=count)
+
+    def consistent(self) -> Scan[E]:
+        return dataclasses.replace(self, consistent_read=True)
+
+    def segments(self, total: int) -> Scan[E]:
+        """Read `total` segments in parallel threads (DynamoDB's parallel scan)."""
+        if not 1 <= total <= MAX_SCAN_SEGMENTS:
+            raise ExpressionError(f".segments() takes 1 to {MAX_SCAN_SEGMENTS}, got {total}")
+        return dataclasses.replace(self, total_segments=total)
+
+    def to_request(
+        self, *, segment: int | None = None, exclusive_start_key: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        table = self.entity.__dynaorm__.table
+        ph = Placeholders()
+        condition = and_(Path(table.type_attribute) == self.entity.__dynaorm__.name, self.filter)
+        assert condition is not None
+        request: dict[str, Any] = {
+            "TableName": self.session.table_name(table),
+            "FilterExpression": build_condition(condition, ph),
+        }
+        if self.total_segments > 1 and segment is not None:
+            request["Segment"] = segment
+            request["TotalSegments"] = self.total_segments
+        if self.consistent_read:
+            request["ConsistentRead"] = True
+        if exclusive_start_key is not None:
+            request["ExclusiveStartKey"] = dict(exclusive_start_key)
+        request.update(ph.to_request())
+        return request
+
+    def _segment_items(self, segment: int | None) -> Iterator[dict[str, Any]]:
+        key: Mapping[str, Any] | None = None
+        while True:
+            request = self.to_request(segment=segment, exclusive_start_key=key)
+            response = self.session._call("Scan", request, entity=self.entity)
+            yield from response.get("Items", [])
+            key = response.get("LastEvaluatedKey")
+            if key is None:
+                return
+
+    def _read_segment(self, segment: int) -> list[dict[str, Any]]:
+        return list(self._segment_items(segment))
+
+    def _items(self) -> Iterator[dict[str, Any]]:
+        if self.total_segments == 1:
+            yield from self._segment_items(None)
+            return
+        # Each segment is read to completion in its own thread, so a parallel scan holds
+        # whole segments in memory; iterate a single-segment scan to stream page by page.
+        with ThreadPoolExecutor(max_workers=min(self.total_segments, 16)) as pool:
+            futures = [
+                pool.submit(self._read_segment, segment) for segment in range(self.total_segments)
+            ]
+            for future in futures:
+                yield from future.result()
+
+    def __iter__(self) -> Iterator[E]:
+        for returned, item in enumerate(self._items(), start=1):
+            yield self.session._decode_as(self.entity, item, None)  # type: ignore[misc]
+            if self.max_items is not None and returned >= self.max_items:
+                return
+
+    def all(self) -> list[E]:
+        return list(self)

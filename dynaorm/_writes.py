@@ -1,0 +1,396 @@
+"""Pure builders of write requests: puts, updates, deletes, version checks, unique guards.
+
+Each builder returns the parameters of one action (the body of a PutItem request or of
+one TransactWriteItems entry) plus `Purpose`, which says what a failed condition on that
+action means, so a cancellation reason maps back to the entity and field involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from dynaorm._codec import AttributeValue, to_attribute_value
+from dynaorm._compiler import CompiledSchema, index_attributes
+from dynaorm._entity import Entity, EntityInfo, Key
+from dynaorm._expressions import Condition, Path, Placeholders, and_, build_condition
+from dynaorm._items import entity_to_item
+from dynaorm._keys import KeyTemplate
+from dynaorm._update import Update
+from dynaorm.errors import (
+    ConditionFailed,
+    DynaormError,
+    ExpressionError,
+    ItemAlreadyExists,
+    KeyEncodingError,
+    TransactionCanceled,
+    UniqueConstraintViolation,
+    VersionConflict,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "Action",
+    "FieldChanges",
+    "Purpose",
+    "build_update",
+    "cancellation_error",
+    "coerce_field",
+    "condition_unchanged",
+    "delete_action",
+    "derived_key_update",
+    "guard_actions",
+    "put_action",
+    "unique_values",
+    "update_action",
+    "version_condition",
+]
+
+GUARD_SORT_KEY = "UNIQUE"
+GUARD_TYPE = "dynaorm.unique"
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """What a failed condition on an action means."""
+
+    kind: str  # "create", "write", "version", "guard", "check"
+    entity: str
+    key: tuple[str, str]
+    field: str | None = None
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One write: its operation ("Put", "Update", "Delete", "ConditionCheck") and body."""
+
+    operation: str
+    params: dict[str, Any]
+    purpose: Purpose
+
+
+def _finish(params: dict[str, Any], ph: Placeholders, condition: Condition | None) -> None:
+    if condition is not None:
+        params["ConditionExpression"] = build_condition(condition, ph)
+    params.update(ph.to_request())
+
+
+def _key_tuple(key: Key) -> tuple[str, str]:
+    return (key.pk, key.sk)
+
+
+def version_condition(info: EntityInfo, loaded: int) -> Condition:
+    """The stored version must be the loaded one; version 0 means never stored."""
+    if loaded == 0:
+        return Path(info.table.partition_key).not_exists()
+    return info.paths[str(info.version)] == loaded
+
+
+def put_action(
+    entity: Entity,
+    table_name: str,
+    *,
+    must_not_exist: bool = False,
+    condition: Condition | None = None,
+    schema: CompiledSchema | None = None,
+) -> Action:
+    """A Put of the whole item; `must_not_exist` adds attribute_not_exists (create)."""
+    info = type(entity).__dynaorm__
+    item = entity_to_item(entity, schema)
+    ph = Placeholders()
+    if must_not_exist:
+        condition = and_(Path(info.table.partition_key).not_exists(), condition)
+    params: dict[str, Any] = {"TableName": table_name, "Item": item}
+    _finish(params, ph, condition)
+    key = (item[info.table.partition_key]["S"], item[info.table.sort_key]["S"])
+    kind = "create" if must_not_exist else "write"
+    return Action("Put", params, Purpose(kind, info.name, key))
+
+
+def delete_action(key: Key, table_name: str, *, condition: Condition | None = None) -> Action:
+    info = key.entity.__dynaorm__
+    params: dict[str, Any] = {"TableName": table_name, "Key": key.to_dynamodb()}
+    _finish(params, Placeholders(), condition)
+    return Action("Delete", params, Purpose("write", info.name, _key_tuple(key)))
+
+
+@lru_cache(maxsize=4096)
+def _adapter(info_cls: type[Entity], name: str) -> TypeAdapter[Any]:
+    annotation: Any = info_cls.model_fields[name].annotation
+    return TypeAdapter(annotation)
+
+
+def coerce_field(info: EntityInfo, name: str, value: Any) -> Any:
+    """Validate one field value the way the model would, so keys encode the real type."""
+    if name not in info.paths:
+        raise ExpressionError(
+            f"{info.name} has no field {name!r}; fields: {sorted(info.paths)}",
+            entity=info.name,
+            field=name,
+        )
+    try:
+        return _adapter(info.cls, name).validate_python(value)
+    except ValidationError as e:
+        raise ExpressionError(
+            f"{info.name}.{name}: {value!r} is not a valid value: {e.errors()[0]['msg']}",
+            entity=info.name,
+            field=name,
+            value=value,
+        ) from e
+
+
+def _stored(info: EntityInfo, name: str, value: Any) -> Any:
+    """A validated field value as model_dump(mode='python') would hand it to the codec."""
+    return _adapter(info.cls, name).dump_python(value, mode="python")
+
+
+@dataclass(frozen=True)
+class FieldChanges:
+    """An update request in field terms, as `session.update` receives it."""
+
+    assign: Mapping[str | Path, Any]
+    add: Mapping[str | Path, Any]
+    remove: Iterable[str | Path]
+    append: Mapping[str | Path, Any]
+    delete: Mapping[str | Path, Any]
+    if_not_exists: Mapping[str | Path, Any]
+
+    def touched_fields(self) -> set[str]:
+        names: set[str] = set()
+        for group in (self.assign, self.add, self.append, self.delete, self.if_not_exists):
+            names.update(k for k in group if isinstance(k, str))
+        names.update(k for k in self.remove if isinstance(k, str))
+        return names
+
+
+def _path(info: EntityInfo, target: str | Path) -> Path:
+    if isinstance(target, Path):
+        return target
+    path = info.paths.get(target)
+    if path is None:
+        raise ExpressionError(
+            f"{info.name} has no field {target!r}; fields: {sorted(info.paths)}",
+            entity=info.name,
+            field=target,
+        )
+    return path
+
+
+def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[str, Any]]:
+    """The update expression and the new values of plainly set fields (validated)."""
+    update = Update()
+    new_values: dict[str, Any] = {}
+    steps: list[tuple[Mapping[str | Path, Any], Callable[[Update, Path, Any], Update]]] = [
+        (changes.assign, Update.set),
+        (changes.if_not_exists, Update.set_if_not_exists),
+        (changes.append, Update.append),
+        (changes.add, Update.add),
+        (changes.delete, Update.delete),
+    ]
+    for group, method in steps:
+        for target, given in group.items():
+            value = given
+            if isinstance(target, str) and group is changes.assign:
+                new_values[target] = coerce_field(info, target, given)
+                value = _stored(info, target, new_values[target])
+            update = method(update, _path(info, target), value)
+    for target in changes.remove:
+        if isinstance(target, str):
+            new_values[target] = None
+        update = update.remove(_path(info, target))
+    return update, new_values
+
+
+def derived_key_update(
+    schema: CompiledSchema,
+    info: EntityInfo,
+    touched: set[str],
+    new_values: Mapping[str, Any],
+    current: Mapping[str, Any] | None,
+) -> tuple[dict[str, str], list[str]]:
+    """GSI key attributes to set and to remove after the given fields change.
+
+    Refuses changes to primary-key fields (DynamoDB keys are immutable: delete and
+    create instead) and changes that would leave an index key half-built because the
+    other fields of its templates are unknown or changed other than by a plain set.
+    """
+    key_fields = set(info.pk.fields + info.sk.fields)
+    if touched & key_fields:
+        raise KeyEncodingError(
+            f"{info.name}: {sorted(touched & key_fields)} are primary-key fields; an "
+            "update cannot change a key (delete and create the item, or use a unit of "
+            "work, which does that for you)",
+            entity=info.name,
+            field=sorted(touched & key_fields)[0],
+        )
+    to_set: dict[str, str] = {}
+    to_remove: list[str] = []
+    for placed in schema.entities[info.name].indexes.values():
+        fields = set(placed.index.fields)
+        if not fields & touched:
+            continue
+        unknown = sorted(f for f in fields if f not in new_values and current is None)
+        computed = sorted(f for f in fields & touched if f not in new_values)
+        if unknown or computed:
+            raise KeyEncodingError(
+                f"{info.name}: this update changes {sorted(fields & touched)}, which "
+                f"index {placed.index.name} is built from, but the new values of "
+                f"{unknown or computed} are not known; pass the entity (not a key) and "
+                "set those fields with set=",
+                entity=info.name,
+                field=(unknown or computed)[0],
+            )
+        values = {**(current or {}), **new_values}
+        attributes = index_attributes(placed, values)
+        if attributes:
+            to_set.update(attributes)
+        else:
+            to_remove.extend((placed.pk_attribute, placed.sk_attribute))
+    return to_set, to_remove
+
+
+def update_action(
+    key: Key,
+    table_name: str,
+    update: Update,
+    *,
+    condition: Condition | None = None,
+    return_values: bool = True,
+) -> Action:
+    info = key.entity.__dynaorm__
+    ph = Placeholders()
+    # The item must exist: an update must never create a half-item with only the
+    # changed attributes.
+    condition = and_(Path(info.table.partition_key).exists(), condition)
+    params: dict[str, Any] = {
+        "TableName": table_name,
+        "Key": key.to_dynamodb(),
+        "UpdateExpression": update.serialize(ph),
+    }
+    if return_values:
+        params["ReturnValues"] = "ALL_NEW"
+    _finish(params, ph, condition)
+    return Action("Update", params, Purpose("write", info.name, _key_tuple(key)))
+
+
+# -- unique guards ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def guard_template(info_cls: type[Entity], group: tuple[str, ...]) -> KeyTemplate:
+    """`UNIQUE#<type>#<fields>#{value}...`: the partition key of a guard item."""
+    info = info_cls.__dynaorm__
+    annotations = {name: info_cls.model_fields[name].annotation for name in group}
+    slots = "#".join("{" + name + "}" for name in group)
+    source = f"UNIQUE#{info.name}#{'+'.join(group)}#{slots}"
+    return KeyTemplate.parse(source, annotations, entity=info.name, role="unique", max_bytes=2048)
+
+
+def guard_key(
+    info: EntityInfo, group: tuple[str, ...], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    pk = guard_template(info.cls, group).encode(values)
+    table = info.table
+    return {table.partition_key: {"S": pk}, table.sort_key: {"S": GUARD_SORT_KEY}}
+
+
+def guard_actions(
+    info: EntityInfo,
+    table_name: str,
+    owner: tuple[str, str],
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+) -> list[Action]:
+    """Guard-item writes for a change from `old` to `new` field values.
+
+    Creating (old None) puts a guard per unique group; deleting (new None) removes
+    them; changing a unique value moves its guard. A put fails if the value is taken.
+    """
+    actions: list[Action] = []
+    table = info.table
+    for group in info.unique:
+        before = None if old is None else tuple(old[f] for f in group)
+        after = None if new is None else tuple(new[f] for f in group)
+        if before == after:
+            continue
+        label = "+".join(group)
+        if before is not None and old is not None and None not in before:
+            params = {"TableName": table_name, "Key": guard_key(info, group, old)}
+            purpose = Purpose("guard-release", info.name, owner, label, before)
+            actions.append(Action("Delete", params, purpose))
+        if after is not None and new is not None and None not in after:
+            item: dict[str, AttributeValue] = {
+                **guard_key(info, group, new),
+                table.type_attribute: {"S": GUARD_TYPE},
+                "owner_pk": {"S": owner[0]},
+                "owner_sk": {"S": owner[1]},
+            }
+            ph = Placeholders()
+            params = {"TableName": table_name, "Item": item}
+            _finish(params, ph, Path(table.partition_key).not_exists())
+            value = after[0] if len(after) == 1 else after
+            actions.append(Action("Put", params, Purpose("guard", info.name, owner, label, value)))
+    return actions
+
+
+def unique_values(entity: Entity) -> dict[str, Any]:
+    info = type(entity).__dynaorm__
+    return {name: getattr(entity, name) for group in info.unique for name in group}
+
+
+def condition_unchanged(info: EntityInfo, values: Mapping[str, Any]) -> Condition | None:
+    """The stored unique fields still hold `values` (guards must move with them)."""
+    condition: Condition | None = None
+    for name, value in values.items():
+        path = info.paths[name]
+        stored = to_attribute_value(_stored(info, name, value))
+        part = path.not_exists() if stored is None or value is None else path == value
+        condition = and_(condition, part)
+    return condition
+
+
+def cancellation_error(
+    error: TransactionCanceled, actions: list[Action], versioned: bool = False
+) -> DynaormError:
+    """The most specific error for a cancelled transaction of `actions` (in order).
+
+    DynamoDB reports one reason per action, in the order sent; the first conditional
+    failure decides the error, other reasons stay available on `TransactionCanceled`.
+    """
+    for action, reason in zip(actions, error.reasons, strict=False):
+        if not reason or reason.get("Code") != "ConditionalCheckFailed":
+            continue
+        purpose = action.purpose
+        context: dict[str, Any] = {
+            "operation": "TransactWriteItems",
+            "table": action.params.get("TableName"),
+            "entity": purpose.entity,
+            "key": purpose.key,
+        }
+        if purpose.kind == "guard":
+            return UniqueConstraintViolation(
+                f"{purpose.entity}.{purpose.field} = {purpose.value!r} is already taken "
+                f"(unique constraint); item {purpose.key}",
+                field=purpose.field,
+                **context,
+            )
+        if purpose.kind == "create":
+            return ItemAlreadyExists(f"{purpose.entity} {purpose.key} already exists", **context)
+        if purpose.kind == "version" or (versioned and purpose.kind == "write"):
+            return VersionConflict(
+                f"{purpose.entity} {purpose.key} was changed by someone else since it was "
+                "loaded (version check failed)",
+                **context,
+            )
+        return ConditionFailed(
+            f"{purpose.entity} {purpose.key}: the condition of {action.operation} failed",
+            **context,
+        )
+    return error

@@ -1,0 +1,202 @@
+"""Single-item operations on the embedded backend, with the exact requests they send."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from blog_models import Post, User
+
+from dynaorm import Session
+from dynaorm.errors import (
+    ConditionFailed,
+    ExpressionError,
+    ItemAlreadyExists,
+    KeyEncodingError,
+    UniqueConstraintViolation,
+    VersionConflict,
+)
+
+from .conftest import Recorder
+
+UTC = dt.timezone.utc
+AT = dt.datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+
+
+def post(n: int = 1, **changes: object) -> Post:
+    values: dict[str, object] = {
+        "user_id": "u1",
+        "post_id": f"p{n}",
+        "title": f"Post {n}",
+        "created_at": AT + dt.timedelta(days=n),
+    }
+    values.update(changes)
+    return Post(**values)
+
+
+def test_put_then_get_round_trips(session: Session, recorder: Recorder) -> None:
+    original = post(tags={"a", "b"}, topic="aws")
+    session.put(original)
+    assert recorder.calls == [
+        (
+            "PutItem",
+            {
+                "TableName": session.table_name(Post.__dynaorm__.table),
+                "Item": {
+                    "user_id": {"S": "u1"},
+                    "post_id": {"S": "p1"},
+                    "title": {"S": "Post 1"},
+                    "created_at": {"S": "2024-05-02T09:30:00.000000+00:00"},
+                    "likes": {"N": "0"},
+                    "tags": {"SS": ["a", "b"]},
+                    "topic": {"S": "aws"},
+                    "expires_at": {"NULL": True},
+                    "_type": {"S": "Post"},
+                    "PK": {"S": "USER#u1"},
+                    "SK": {"S": "POST#2024-05-02T09:30:00.000000Z#p1"},
+                    "GSI1PK": {"S": "POST#p1"},
+                    "GSI1SK": {"S": "Post"},
+                    "GSI2PK": {"S": "TOPIC#aws"},
+                    "GSI2SK": {"S": "2024-05-02T09:30:00.000000Z"},
+                },
+            },
+        )
+    ]
+    loaded = session.get(Post, user_id="u1", created_at=original.created_at, post_id="p1")
+    assert loaded == original
+    assert session.get(Post, user_id="u1", created_at=AT, post_id="nope") is None
+
+
+def test_get_consistent_and_projection(session: Session, recorder: Recorder) -> None:
+    session.put(post())
+    recorder.clear()
+    found = session.get(
+        Post,
+        consistent=True,
+        projection=["title", Post.likes],
+        user_id="u1",
+        created_at=post().created_at,
+        post_id="p1",
+    )
+    assert found == {"title": "Post 1", "likes": 0}
+    ((operation, params),) = recorder.calls
+    assert operation == "GetItem"
+    assert params["ConsistentRead"] is True
+    assert params["ProjectionExpression"] == "#n0, #n1"
+    assert params["ExpressionAttributeNames"] == {"#n0": "title", "#n1": "likes"}
+
+
+def test_create_refuses_an_existing_item(session: Session) -> None:
+    session.create(post())
+    with pytest.raises(ItemAlreadyExists) as info:
+        session.create(post(title="again"))
+    assert info.value.entity == "Post"
+    assert isinstance(info.value.item, Post)
+    assert info.value.item.title == "Post 1"
+
+
+def test_put_with_condition(session: Session) -> None:
+    session.put(post(likes=5))
+    with pytest.raises(ConditionFailed) as info:
+        session.put(post(likes=6), condition=Post.likes > 10)
+    assert info.value.item is not None and info.value.item.likes == 5
+    session.put(post(likes=6), condition=Post.likes == 5)
+    stored = session.get(Post, user_id="u1", created_at=post().created_at, post_id="p1")
+    assert stored is not None and stored.likes == 6
+
+
+def test_update_returns_the_new_entity(session: Session, recorder: Recorder) -> None:
+    original = post(tags={"a"})
+    session.put(original)
+    recorder.clear()
+    updated = session.update(
+        original,
+        set={"title": "New"},
+        add={"likes": 2},
+        delete={"tags": {"a"}},
+        condition=Post.likes < 1000,
+    )
+    assert (updated.title, updated.likes, updated.tags) == ("New", 2, set())
+    ((operation, params),) = recorder.calls
+    assert operation == "UpdateItem"
+    assert params["UpdateExpression"] == "SET #n0 = :v0 ADD #n1 :v1 DELETE #n2 :v2"
+    assert params["ConditionExpression"] == "attribute_exists(#n3) AND #n1 < :v3"
+    assert params["ExpressionAttributeNames"] == {
+        "#n0": "title",
+        "#n1": "likes",
+        "#n2": "tags",
+        "#n3": "PK",
+    }
+    assert params["ReturnValues"] == "ALL_NEW"
+
+
+def test_update_recomputes_and_removes_index_keys(session: Session) -> None:
+    original = post()
+    session.put(original)
+    session.update(original, set={"topic": "aws"})
+    assert [p.post_id for p in session.query(Post.by_topic, topic="aws")] == ["p1"]
+    session.update(original, remove=["topic"])
+    assert session.query(Post.by_topic, topic="aws").all() == []
+
+
+def test_update_refuses_key_changes_and_half_built_index_keys(session: Session) -> None:
+    original = post()
+    session.put(original)
+    with pytest.raises(KeyEncodingError, match="primary-key fields"):
+        session.update(original, set={"post_id": "p9"})
+    with pytest.raises(KeyEncodingError, match="index by_topic"):
+        session.update(original.get_key(), set={"topic": "aws"})
+
+
+def test_update_of_a_missing_item_fails(session: Session) -> None:
+    with pytest.raises(ConditionFailed, match="does not exist"):
+        session.update(post(), set={"title": "x"})
+
+
+def test_delete(session: Session) -> None:
+    session.put(post())
+    session.delete(post().get_key())
+    assert session.get(Post, user_id="u1", created_at=post().created_at, post_id="p1") is None
+    session.delete(post())  # deleting what is gone is fine
+
+
+def test_versioned_writes(session: Session) -> None:
+    ann = User(user_id="u1", email="ann@example.com", name="Ann")
+    session.create(ann)
+    assert ann.version == 1
+    stale = session.get(User, user_id="u1")
+    assert stale is not None
+    renamed = session.update(ann, set={"name": "Ann B."})
+    assert renamed.version == 2 and ann.version == 2
+    with pytest.raises(VersionConflict) as info:
+        session.update(stale, set={"name": "Stale"})
+    assert info.value.entity == "User"
+    with pytest.raises(VersionConflict):
+        session.delete(stale)
+    with pytest.raises(ExpressionError, match="version field"):
+        session.update(ann, set={"version": 9})
+
+
+def test_unique_guards_follow_the_value(session: Session) -> None:
+    ann = User(user_id="u1", email="ann@example.com", name="Ann")
+    session.create(ann)
+    with pytest.raises(UniqueConstraintViolation) as info:
+        session.create(User(user_id="u2", email="ann@example.com", name="Bob"))
+    assert info.value.field == "email"
+    assert session.get(User, user_id="u2") is None
+
+    session.update(ann, set={"email": "ann@new.example"})
+    # The old address is free again, the new one is taken.
+    bob = User(user_id="u2", email="ann@example.com", name="Bob")
+    session.create(bob)
+    with pytest.raises(UniqueConstraintViolation):
+        session.create(User(user_id="u3", email="ann@new.example", name="Cy"))
+
+    session.delete(bob)
+    session.create(User(user_id="u4", email="ann@example.com", name="Di"))
+
+
+def test_user_found_by_email_index(session: Session) -> None:
+    session.create(User(user_id="u1", email="ann@example.com", name="Ann"))
+    found = session.query(User.by_email, email="ann@example.com").first()
+    assert found is not None and found.user_id == "u1"
