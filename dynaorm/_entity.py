@@ -86,6 +86,10 @@ class EntityInfo:
     paths: dict[str, Path]
     # field name -> attribute name in the item (the alias, when one is declared)
     attributes: dict[str, str]
+    # Fields whose default is None: a None value is stored by leaving the attribute out
+    # (less to store, and `attribute_not_exists` / `if_not_exists` see it as absent).
+    # Other fields store None as NULL, so reading the item back never revives a default.
+    omit_none: frozenset[str] = frozenset()
 
     def key_from_entity(self, entity: Entity) -> Key:
         values = {name: getattr(entity, name) for name in self.pk.fields + self.sk.fields}
@@ -255,6 +259,9 @@ def _build_info(
         ttl=_check_ttl(name, table, annotations),
         paths={n: Path(attributes[n], annotation=a, entity=name) for n, a in annotations.items()},
         attributes=attributes,
+        omit_none=frozenset(
+            n for n, f in cls.model_fields.items() if f.default is None and not f.is_required()
+        ),
     )
     for index_name, index in indexes.items():
         info.indexes[index_name] = _bind_index(cls, name, index_name, index, annotations)

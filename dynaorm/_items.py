@@ -14,7 +14,7 @@ from dynaorm.errors import ItemEncodingError, KeyDecodingError
 if TYPE_CHECKING:
     from dynaorm._entity import Entity
 
-__all__ = ["entity_from_item", "entity_to_item", "item_type"]
+__all__ = ["entity_from_item", "entity_to_item", "item_type", "ttl_seconds"]
 
 
 def entity_to_item(
@@ -30,7 +30,12 @@ def entity_to_item(
     schema = schema or schema_of(table)
     values = entity.model_dump(mode="python", by_alias=True)
     if info.ttl is not None:
-        values[info.attributes[info.ttl]] = _ttl_seconds(info.name, info.ttl, values)
+        ttl = info.attributes[info.ttl]
+        values[ttl] = ttl_seconds(info.name, ttl, values.get(ttl))
+    for name in info.omit_none:
+        attribute = info.attributes[name]
+        if values.get(attribute, 0) is None:
+            del values[attribute]
     keys = schema.key_attributes(entity)
     item = encode_item(values)
     item[table.type_attribute] = {"S": info.name}
@@ -44,9 +49,8 @@ def entity_to_item(
     return item
 
 
-def _ttl_seconds(entity: str, field: str, values: dict[str, Any]) -> int | None:
+def ttl_seconds(entity: str, field: str, value: Any) -> int | None:
     """DynamoDB TTL reads a Number of epoch seconds; a datetime is converted to one."""
-    value = values.get(field)
     if value is None or isinstance(value, int):
         return value
     if isinstance(value, dt.datetime):

@@ -123,6 +123,12 @@ class Query(Generic[E]):
             raise ExpressionError(f".limit() needs a positive count, got {count}")
         return dataclasses.replace(self, max_items=count)
 
+    def project(self, *paths: Path | str) -> Query[E]:
+        """Read only these attributes; results are then plain dicts, not entities."""
+        if not paths:
+            raise ExpressionError(".project() needs at least one attribute")
+        return dataclasses.replace(self, projection=paths)
+
     def consistent(self) -> Query[E]:
         """Strongly consistent reads (base table only; GSIs are eventually consistent)."""
         if isinstance(self.target, EntityIndex):

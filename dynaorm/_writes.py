@@ -18,7 +18,7 @@ from dynaorm._codec import AttributeValue, to_attribute_value
 from dynaorm._compiler import CompiledSchema, index_attributes
 from dynaorm._entity import Entity, EntityInfo, Key
 from dynaorm._expressions import Condition, Path, Placeholders, and_, build_condition
-from dynaorm._items import entity_to_item
+from dynaorm._items import entity_to_item, ttl_seconds
 from dynaorm._keys import KeyTemplate
 from dynaorm._update import Update
 from dynaorm.errors import (
@@ -199,7 +199,12 @@ def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[
             value = given
             if isinstance(target, str) and group is changes.assign:
                 new_values[target] = coerce_field(info, target, given)
+                if new_values[target] is None and target in info.omit_none:
+                    update = update.remove(_path(info, target))  # stored as absent
+                    continue
                 value = _stored(info, target, new_values[target])
+                if target == info.ttl:
+                    value = ttl_seconds(info.name, target, new_values[target])
             update = method(update, _path(info, target), value)
     for target in changes.remove:
         if isinstance(target, str):
@@ -379,6 +384,7 @@ def cancellation_error(
                 f"{purpose.entity}.{purpose.field} = {purpose.value!r} is already taken "
                 f"(unique constraint); item {purpose.key}",
                 field=purpose.field,
+                value=purpose.value,
                 **context,
             )
         if purpose.kind == "create":

@@ -168,8 +168,9 @@ class RequestError(DynaormError):
         entity: str | None = None,
         key: Any = None,
         field: str | None = None,
+        value: Any = _UNSET,
     ) -> None:
-        super().__init__(message, entity=entity, key=key, field=field)
+        super().__init__(message, entity=entity, key=key, field=field, value=value)
         self.operation = operation
         self.table = table
 

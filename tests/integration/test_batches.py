@@ -9,7 +9,7 @@ import pytest
 from blog_models import Post, User
 
 from dynaorm import Session
-from dynaorm.errors import BatchIncomplete, DefinitionError, ExpressionError
+from dynaorm.errors import BatchIncomplete, DefinitionError, ExpressionError, Throttled
 
 from .conftest import Recorder
 
@@ -128,3 +128,28 @@ def test_batch_delete(session: Session) -> None:
     session.batch_write(put=written)
     session.batch_write(delete=[p.get_key() for p in written[:20]] + written[20:25])
     assert session.query(Post, user_id="u1").all() == written[25:]
+
+
+def test_throttled_chunks_are_retried_then_reported(session: Session) -> None:
+    delays = no_sleep(session)
+    real = session.transport.call
+    failures = {"left": 3}
+
+    def throttle(operation: str, params: dict[str, Any], **context: Any) -> dict[str, Any]:
+        if operation == "BatchWriteItem" and failures["left"]:
+            failures["left"] -= 1
+            raise Throttled("throttled", operation=operation)
+        return real(operation, params, **context)
+
+    session.transport.call = throttle  # type: ignore[method-assign]
+    written = posts(30)
+    session.batch_write(put=written)
+    assert session.query(Post, user_id="u1").all() == written
+    assert len(delays) == 3
+
+    failures["left"] = 10_000
+    session._batches.attempts = 3
+    with pytest.raises(BatchIncomplete) as info:
+        session.batch_write(put=posts(30, user_id="u2"))
+    assert len(info.value.unprocessed) == 30
+    assert session.query(Post, user_id="u2").all() == []

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from blog_models import Post, User
+from blog_models import Post, User, app
 
-from dynaorm import Session
+from dynaorm import Entity, Session, Table
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
     ItemAlreadyExists,
+    ItemEncodingError,
+    ItemTooLarge,
     KeyEncodingError,
+    ServiceError,
     UniqueConstraintViolation,
     VersionConflict,
 )
@@ -50,7 +53,6 @@ def test_put_then_get_round_trips(session: Session, recorder: Recorder) -> None:
                     "likes": {"N": "0"},
                     "tags": {"SS": ["a", "b"]},
                     "topic": {"S": "aws"},
-                    "expires_at": {"NULL": True},
                     "_type": {"S": "Post"},
                     "PK": {"S": "USER#u1"},
                     "SK": {"S": "POST#2024-05-02T09:30:00.000000Z#p1"},
@@ -183,6 +185,7 @@ def test_unique_guards_follow_the_value(session: Session) -> None:
     with pytest.raises(UniqueConstraintViolation) as info:
         session.create(User(user_id="u2", email="ann@example.com", name="Bob"))
     assert info.value.field == "email"
+    assert info.value.value == "ann@example.com"
     assert session.get(User, user_id="u2") is None
 
     session.update(ann, set={"email": "ann@new.example"})
@@ -200,3 +203,58 @@ def test_user_found_by_email_index(session: Session) -> None:
     session.create(User(user_id="u1", email="ann@example.com", name="Ann"))
     found = session.query(User.by_email, email="ann@example.com").first()
     assert found is not None and found.user_id == "u1"
+
+
+logs = Table("logs")
+
+
+class Log(Entity, table=logs, pk="LOG#{log_id}", sk="LOG"):
+    log_id: str
+    lines: list[str] = []
+    first_seen: str | None = None
+
+
+def test_append_and_if_not_exists(session: Session) -> None:
+    session.create_table(logs)
+    session.put(Log(log_id="l1", lines=["a"]))
+    log = session.update(Log.key(log_id="l1"), append={"lines": ["b", "c"]})
+    assert log.lines == ["a", "b", "c"]
+    log = session.update(log, if_not_exists={"first_seen": "monday"})
+    log = session.update(log, if_not_exists={"first_seen": "tuesday"})
+    assert log.first_seen == "monday"
+    session.delete_table(logs)
+
+
+def test_oversized_item_is_refused_before_sending(session: Session, recorder: Recorder) -> None:
+    recorder.clear()
+    with pytest.raises(ItemTooLarge) as info:
+        session.put(post(title="x" * 409_600))
+    assert info.value.entity == "Post"
+    assert info.value.size > 409_600
+    assert recorder.calls == []
+
+
+def test_create_table_exists_ok_and_drift(session: Session) -> None:
+    session.create_table(app, exists_ok=True)
+    with pytest.raises(ServiceError) as info:
+        session.create_table(app)
+    assert info.value.aws_code == "ResourceInUseException"
+    assert session.drift(app) == []
+    assert session.health_check(app)
+    assert session.health_check()
+
+
+def test_ttl_attribute_is_epoch_seconds(session: Session, recorder: Recorder) -> None:
+    expires = dt.datetime(2030, 1, 1, tzinfo=UTC)
+    session.put(post(expires_at=expires))
+    assert recorder.calls[-1][1]["Item"]["expires_at"] == {"N": str(int(expires.timestamp()))}
+    loaded = session.get(Post, user_id="u1", created_at=post().created_at, post_id="p1")
+    assert loaded is not None and loaded.expires_at == expires
+    later = expires + dt.timedelta(days=1)
+    updated = session.update(post(), set={"expires_at": later})
+    assert recorder.calls[-1][1]["ExpressionAttributeValues"][":v0"] == {
+        "N": str(int(later.timestamp()))
+    }
+    assert updated.expires_at == later
+    with pytest.raises(ItemEncodingError, match="naive"):
+        session.put(post(expires_at=dt.datetime(2030, 1, 1)))

@@ -186,3 +186,11 @@ def test_iteration_is_lazy(session: Session, recorder: Recorder) -> None:
 def test_query_needs_partition_slots(session: Session) -> None:
     with pytest.raises(Exception, match="user_id"):
         session.query(Post).all()
+
+
+def test_projection_returns_dicts(session: Session, recorder: Recorder) -> None:
+    seed(session, 2)
+    recorder.clear()
+    rows = session.query(Post, user_id="u1").project(Post.title, "likes").all()
+    assert rows == [{"title": "Post 0", "likes": 0}, {"title": "Post 1", "likes": 1}]
+    assert recorder.calls[0][1]["ProjectionExpression"] == "#n2, #n3"
