@@ -178,7 +178,13 @@ class Query(Generic[E]):
         if condition is not None:
             request["FilterExpression"] = build_condition(condition, ph)
         if self.projection is not None:
-            request["ProjectionExpression"] = projection_expression(self.projection, ph)
+            # Key attributes ride along so a page can end in a cursor; they are dropped
+            # again when the rows are decoded.
+            keys = dict.fromkeys(
+                (table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute)
+            )
+            paths = (*self.projection, *keys)
+            request["ProjectionExpression"] = projection_expression(paths, ph)
         if not self.forward:
             request["ScanIndexForward"] = False
         if self.consistent_read:

@@ -142,9 +142,10 @@ class Session:
     def _decode_as(
         self, entity: type[Entity], item: dict[str, Any], projection: Any
     ) -> Entity | dict[str, Any]:
-        if projection is not None:
-            return decode_item(item)
         schema = schema_of(entity.__dynaorm__.table)
+        if projection is not None:
+            derived = schema.entities[entity.__dynaorm__.name].derived
+            return decode_item({k: v for k, v in item.items() if k not in derived})
         decoded = entity_from_item(schema, item, expected=entity)
         assert decoded is not None
         return decoded

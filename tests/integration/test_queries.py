@@ -193,4 +193,9 @@ def test_projection_returns_dicts(session: Session, recorder: Recorder) -> None:
     recorder.clear()
     rows = session.query(Post, user_id="u1").project(Post.title, "likes").all()
     assert rows == [{"title": "Post 0", "likes": 0}, {"title": "Post 1", "likes": 1}]
-    assert recorder.calls[0][1]["ProjectionExpression"] == "#n2, #n3"
+    assert recorder.calls[0][1]["ProjectionExpression"] == "#n2, #n3, #n0, #n1"
+    first = session.query(Post, user_id="u1").project("title").page(1)
+    assert first.items == [{"title": "Post 0"}]
+    assert first.cursor is not None
+    second = session.query(Post, user_id="u1").project("title").page(1, cursor=first.cursor)
+    assert second.items == [{"title": "Post 1"}]
