@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -250,22 +251,32 @@ class Session:
         info = type(entity).__dynaorm__
         name = self.table_name(info.table)
         stored = entity
+        expected = None
+        if info.version is not None and not must_not_exist:
+            expected = getattr(entity, info.version)
+            condition = and_(condition, version_condition(info, expected))
         if info.version is not None:
-            loaded = getattr(entity, info.version)
-            condition = and_(condition, None if must_not_exist else version_condition(info, loaded))
-            stored = entity.model_copy(update={info.version: loaded + 1})
-        action = put_action(stored, name, must_not_exist=must_not_exist, condition=condition)
-        if info.unique:
-            old = None if must_not_exist else self._current_values(entity)
-            guard_condition = None if old is None else condition_unchanged(info, old)
-            if guard_condition is not None:
-                action = put_action(
-                    stored, name, must_not_exist=False, condition=and_(condition, guard_condition)
-                )
-            guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
-            self._transact([action, *guards], versioned=info.version is not None)
+            stored = entity.model_copy(update={info.version: getattr(entity, info.version) + 1})
+        if not info.unique:
+            action = put_action(stored, name, must_not_exist=must_not_exist, condition=condition)
+            self._single(action, info.table, expected)
         else:
-            self._single(action, info.table, versioned=info.version is not None)
+            old = None if must_not_exist else self._current_values(entity)
+            if not must_not_exist and expected is None:
+                # The guards are moved from the values read just now: the write must only
+                # land if they still hold (or, if nothing was stored, nothing is yet).
+                unchanged = (
+                    condition_unchanged(info, old)
+                    if old is not None
+                    else Path(info.table.partition_key).not_exists()
+                )
+                condition = and_(condition, unchanged)
+            action = _checked(
+                put_action(stored, name, must_not_exist=must_not_exist, condition=condition),
+                expected,
+            )
+            guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
+            self._transact([action, *guards])
         if info.version is not None:
             setattr(entity, info.version, getattr(stored, info.version))
 
@@ -307,20 +318,22 @@ class Session:
             update = update.set(Path(attribute), value)
         if to_remove:
             update = update.remove(*(Path(a) for a in to_remove))
+        expected = None
         if info.version is not None:
             update = update.add(info.paths[info.version], 1)
             if isinstance(target, Entity):
-                condition = and_(
-                    condition, info.paths[info.version] == getattr(target, info.version)
-                )
+                expected = getattr(target, info.version)
+                condition = and_(condition, info.paths[info.version] == expected)
         name = self.table_name(info.table)
         moved = {f for group in info.unique for f in group} & touched
         if not moved:
             action = update_action(key, name, update, condition=condition)
-            response = self._single(action, info.table, versioned=info.version is not None)
+            response = self._single(action, info.table, expected)
             result = self._decode_as(key.entity, response["Attributes"], None)
         else:
-            result = self._update_with_guards(target, key, update, condition, new_values, moved)
+            result = self._update_with_guards(
+                target, key, update, condition, new_values, moved, expected
+            )
         if isinstance(target, Entity) and info.version is not None:
             setattr(target, info.version, getattr(result, info.version))
         return result  # type: ignore[return-value]
@@ -333,6 +346,7 @@ class Session:
         condition: Condition | None,
         new_values: dict[str, Any],
         moved: set[str],
+        expected: int | None,
     ) -> Entity:
         info = key.entity.__dynaorm__
         missing = sorted(moved - new_values.keys())
@@ -355,7 +369,7 @@ class Session:
             return_values=False,
         )
         guards = guard_actions(info, name, action.purpose.key, old, new)
-        self._transact([action, *guards], versioned=info.version is not None)
+        self._transact([_checked(action, expected), *guards])
         result = self.get(key.entity, consistent=True, **key.slots)
         assert result is not None
         return result
@@ -364,22 +378,24 @@ class Session:
         """Delete the item (no error if it does not exist, unless a condition says so)."""
         key = target.get_key() if isinstance(target, Entity) else target
         info = key.entity.__dynaorm__
+        expected = None
         if info.version is not None and isinstance(target, Entity):
-            condition = and_(condition, info.paths[info.version] == getattr(target, info.version))
+            expected = getattr(target, info.version)
+            condition = and_(condition, info.paths[info.version] == expected)
         name = self.table_name(info.table)
         if not info.unique:
-            action = delete_action(key, name, condition=condition)
-            self._single(action, info.table, versioned=info.version is not None)
+            self._single(delete_action(key, name, condition=condition), info.table, expected)
             return
         old = unique_values(target) if isinstance(target, Entity) else self._current_values(key)
         if old is None:
             return
         condition = and_(condition, condition_unchanged(info, old))
-        action = delete_action(key, name, condition=condition)
+        action = _checked(delete_action(key, name, condition=condition), expected)
         guards = guard_actions(info, name, action.purpose.key, old, None)
-        self._transact([action, *guards], versioned=info.version is not None)
+        self._transact([action, *guards])
 
-    def _single(self, action: Action, table: Table, *, versioned: bool) -> dict[str, Any]:
+    def _single(self, action: Action, table: Table, expected: int | None) -> dict[str, Any]:
+        """Send one conditional write; `expected` is the version it checks, if any."""
         params = dict(action.params)
         if "ConditionExpression" in params:
             params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
@@ -390,13 +406,14 @@ class Session:
                 operation[action.operation], params, entity=purpose.entity, key=purpose.key
             )
         except ConditionFailed as e:
-            raise self._condition_error(e, action, table, versioned) from e
+            raise self._condition_error(e, action, table, expected) from e
 
     def _condition_error(
-        self, error: ConditionFailed, action: Action, table: Table, versioned: bool
+        self, error: ConditionFailed, action: Action, table: Table, expected: int | None
     ) -> ConditionFailed:
         purpose = action.purpose
         old = error.item
+        current = entity_from_item(schema_of(table), old) if old else None
         context: dict[str, Any] = {
             "operation": error.operation,
             "table": error.table,
@@ -412,7 +429,7 @@ class Session:
                 "items only",
                 **context,
             )
-        elif versioned:
+        elif expected is not None and _version_of(current) != expected:
             result = VersionConflict(
                 f"{purpose.entity} {purpose.key} was changed by someone else since it was "
                 "loaded (version check failed)",
@@ -423,11 +440,10 @@ class Session:
                 f"{purpose.entity} {purpose.key}: the condition of {action.operation} failed",
                 **context,
             )
-        if old:
-            result.item = entity_from_item(schema_of(table), old)
+        result.item = current
         return result
 
-    def _transact(self, actions: list[Action], *, versioned: bool) -> None:
+    def _transact(self, actions: list[Action]) -> None:
         request = {
             "TransactItems": [{a.operation: a.params} for a in actions],
             "ClientRequestToken": uuid.uuid4().hex,
@@ -435,7 +451,7 @@ class Session:
         try:
             self._call("TransactWriteItems", request, entity=actions[0].purpose.entity)
         except TransactionCanceled as e:
-            raise cancellation_error(e, actions, versioned) from e
+            raise cancellation_error(e, actions) from e
 
     def unit_of_work(self) -> UnitOfWork:
         """A unit of work: tracked reads and changes, committed as one TransactWriteItems."""
@@ -493,3 +509,18 @@ class Session:
     def batch_write(self, put: Iterable[Entity] = (), delete: Iterable[Entity | Key] = ()) -> None:
         """Put and delete many items in chunks of 25, retrying what DynamoDB leaves over."""
         self._batches.write(list(put), list(delete))
+
+
+def _checked(action: Action, expected: int | None) -> Action:
+    """Mark an action whose condition includes a version check (for error mapping)."""
+    if expected is None:
+        return action
+    return dataclasses.replace(action, purpose=dataclasses.replace(action.purpose, kind="version"))
+
+
+def _version_of(entity: Entity | None) -> int:
+    """The stored version of an entity; an item that is not there has version 0."""
+    if entity is None:
+        return 0
+    version = type(entity).__dynaorm__.version
+    return int(getattr(entity, str(version)))

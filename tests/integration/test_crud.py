@@ -258,3 +258,36 @@ def test_ttl_attribute_is_epoch_seconds(session: Session, recorder: Recorder) ->
     assert updated.expires_at == later
     with pytest.raises(ItemEncodingError, match="naive"):
         session.put(post(expires_at=dt.datetime(2030, 1, 1)))
+
+
+def test_user_condition_failure_is_not_a_version_conflict(session: Session) -> None:
+    ann = User(user_id="u1", email="ann@example.com", name="Ann")
+    session.create(ann)
+    with pytest.raises(ConditionFailed) as info:
+        session.update(ann, set={"name": "B"}, condition=User.name == "Someone else")
+    assert not isinstance(info.value, VersionConflict)
+    assert isinstance(info.value.item, User)
+    assert info.value.item.version == 1
+
+
+class Account(Entity, table=logs, pk="ACCOUNT#{account_id}", sk="ACCOUNT", unique=("handle",)):
+    account_id: str
+    handle: str
+
+
+def test_put_of_unversioned_unique_entity_guards_a_new_item(
+    session: Session, recorder: Recorder
+) -> None:
+    session.create_table(logs)
+    recorder.clear()
+    session.put(Account(account_id="a1", handle="ann"))
+    assert recorder.operations() == ["GetItem", "TransactWriteItems"]
+    put, guard = recorder.calls[1][1]["TransactItems"]
+    # Nothing was stored when the guards were planned, so the put insists on that.
+    assert put["Put"]["ConditionExpression"] == "attribute_not_exists(#n0)"
+    assert guard["Put"]["Item"]["PK"] == {"S": "UNIQUE#Account#handle#ann"}
+    session.put(Account(account_id="a1", handle="ann2"))
+    with pytest.raises(UniqueConstraintViolation):
+        session.put(Account(account_id="a2", handle="ann2"))
+    session.put(Account(account_id="a2", handle="ann"))  # released by the rename
+    session.delete_table(logs)
