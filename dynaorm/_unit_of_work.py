@@ -7,38 +7,35 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from dynaorm._codec import from_attribute_value, item_size
 from dynaorm._compiler import schema_of
-from dynaorm._entity import Entity, EntityInfo, Key
-from dynaorm._expressions import Condition, Path, Placeholders, and_, build_condition
-from dynaorm._items import entity_from_item, entity_to_item
-from dynaorm._update import Update
-from dynaorm._writes import (
-    Action,
-    FieldChanges,
-    Purpose,
-    build_update,
-    cancellation_error,
-    condition_unchanged,
-    delete_action,
-    derived_key_update,
-    guard_actions,
-    put_action,
-    unique_values,
-    update_action,
-    version_condition,
+from dynaorm._entity import Entity, Key
+from dynaorm._expressions import Condition, Path, Placeholders, build_condition
+from dynaorm._items import entity_from_item
+from dynaorm._transaction_plan import (
+    MAX_ACTIONS,
+    Change,
+    Entry,
+    Ident,
+    Loaded,
+    Step,
+    changed_fields,
+    deleting,
+    dirty,
+    plan_commit,
+    plan_delete,
+    plan_update,
+    version_of,
 )
+from dynaorm._writes import Action, FieldChanges, Purpose, cancellation_error, unique_values
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
     ServiceError,
     TransactionCanceled,
     TransactionTooLarge,
-    UniqueConstraintViolation,
     UnitOfWorkClosed,
 )
 
@@ -49,13 +46,9 @@ __all__ = ["UnitOfWork", "UnitOfWorkState"]
 
 E = TypeVar("E", bound=Entity)
 
-MAX_ACTIONS = 100  # TransactWriteItems / TransactGetItems take at most 100 actions
-MAX_BYTES = 4 * 1024 * 1024  # and at most 4 MB of item data
 # Retried with the same ClientRequestToken: another transaction held one of our items.
 _CONFLICT = "TransactionConflict"
 _IN_PROGRESS = "TransactionInProgressException"
-
-_Ident = tuple[str, str, str]  # (physical table, partition key, sort key)
 
 
 class UnitOfWorkState(enum.Enum):
@@ -65,49 +58,6 @@ class UnitOfWorkState(enum.Enum):
     COMMITTED = "committed"
     ROLLED_BACK = "rolled back"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    """An entity as read (or last committed): what dirty tracking compares with."""
-
-    key: Key
-    values: dict[str, Any]
-    unique: dict[str, Any]
-    version: int | None
-
-    @classmethod
-    def of(cls, entity: Entity) -> _Loaded:
-        # model_dump copies containers, so in-place edits of lists and sets show as changes.
-        return cls(entity.get_key(), entity.model_dump(), unique_values(entity), _version(entity))
-
-
-@dataclass
-class _Step:
-    """The actions for one item (its guards included) and what to do once they succeed."""
-
-    actions: list[Action]
-    on_success: Callable[[], None] | None = None
-
-
-@dataclass
-class _Change:
-    """An explicit change: add/put keep the entity (built at commit), others a built step."""
-
-    kind: str  # "add", "put", "delete", "update", "check"
-    entity: Entity | None = None
-    condition: Condition | None = None
-    step: _Step | None = None
-
-
-@dataclass(eq=False)
-class _Entry:
-    """Everything the unit of work knows about one item."""
-
-    key: Key
-    entity: Entity | None = None  # what get() hands out for this key
-    loaded: _Loaded | None = None  # set for items read (or committed) here: tracked
-    change: _Change | None = None
 
 
 class UnitOfWork:
@@ -136,8 +86,8 @@ class UnitOfWork:
         self.sleep = sleep
         self.token: str | None = None  # ClientRequestToken of the commit, once sent
         self._state = UnitOfWorkState.ACTIVE
-        self._entries: dict[_Ident, _Entry] = {}
-        self._objects: dict[int, _Ident] = {}  # id(entity) -> where it is tracked
+        self._entries: dict[Ident, Entry] = {}
+        self._objects: dict[int, Ident] = {}  # id(entity) -> where it is tracked
 
     @property
     def state(self) -> UnitOfWorkState:
@@ -168,8 +118,8 @@ class UnitOfWork:
         key = entity.key(**slots)
         ident = self._ident(key)
         entry = self._entries.get(ident)
-        if entry is not None and (entry.entity is not None or _deleting(entry)):
-            return None if _deleting(entry) else cast(E, entry.entity)
+        if entry is not None and (entry.entity is not None or deleting(entry)):
+            return None if deleting(entry) else cast(E, entry.entity)
         found = self._session.get(entity, consistent=True, **slots)
         if found is not None:
             self._track(ident, key, found)
@@ -188,21 +138,21 @@ class UnitOfWork:
                 f"get_many() got {len(wanted)} keys; one TransactGetItems reads at most "
                 f"{MAX_ACTIONS} items (a consistent snapshot cannot be split)"
             )
-        unread: dict[_Ident, Key] = {}
+        unread: dict[Ident, Key] = {}
         for key in wanted:
             entry = self._entries.get(self._ident(key))
-            if entry is None or (entry.entity is None and not _deleting(entry)):
+            if entry is None or (entry.entity is None and not deleting(entry)):
                 unread.setdefault(self._ident(key), key)
         if unread:
             self._read(unread)
         found: list[Entity] = []
         for key in wanted:
             entry = self._entries.get(self._ident(key))
-            if entry is not None and entry.entity is not None and not _deleting(entry):
+            if entry is not None and entry.entity is not None and not deleting(entry):
                 found.append(entry.entity)
         return found
 
-    def _read(self, unread: dict[_Ident, Key]) -> None:
+    def _read(self, unread: dict[Ident, Key]) -> None:
         request = {
             "TransactItems": [
                 {"Get": {"TableName": ident[0], "Key": key.to_dynamodb()}}
@@ -228,7 +178,7 @@ class UnitOfWork:
         ident = self._ident(key)
         self._refuse_moved(entity, ident)
         self._refuse_conflict(ident, key, "add", entity)
-        self._attach(ident, key, _Change("add", entity, condition), entity)
+        self._attach(ident, key, Change("add", entity, condition), entity)
 
     def put(self, entity: Entity, *, condition: Condition | None = None) -> None:
         """Write the whole item at commit, replacing any (version and guards kept)."""
@@ -245,7 +195,7 @@ class UnitOfWork:
         if type(entity).__dynaorm__.unique and (entry is None or entry.loaded is None):
             # The guards of the values stored now must move: learn them with one read.
             self.get(key.entity, **key.slots)
-        self._attach(ident, key, _Change("put", entity, condition), entity)
+        self._attach(ident, key, Change("put", entity, condition), entity)
 
     def delete(self, target: Entity | Key, *, condition: Condition | None = None) -> None:
         """Delete the item at commit (with its unique guards; version-checked if loaded)."""
@@ -263,10 +213,10 @@ class UnitOfWork:
             entry = self._entries[ident]
         loaded = entry.loaded if entry is not None else None
         entity = target if isinstance(target, Entity) else None
-        version = loaded.version if loaded else _version(entity)
+        version = loaded.version if loaded else version_of(entity)
         old = loaded.unique if loaded else unique_values(entity) if entity else None
-        step = _plan_delete(key, ident[0], condition, version, old)
-        self._attach(ident, key, _Change("delete", step=step))
+        step = plan_delete(key, ident[0], condition, version, old)
+        self._attach(ident, key, Change("delete", step=step))
 
     def update(
         self,
@@ -298,8 +248,8 @@ class UnitOfWork:
             entry = self._entries[ident]
         loaded = entry.loaded if entry is not None else None
         owner = target if isinstance(target, Entity) else entry.entity if entry else None
-        step = _plan_update(key, ident[0], changes, condition, owner, loaded)
-        self._attach(ident, key, _Change("update", step=step))
+        step = plan_update(key, ident[0], changes, condition, owner, loaded)
+        self._attach(ident, key, Change("update", step=step))
 
     def check(self, target: Entity | Key, condition: Condition) -> None:
         """A ConditionCheck: the commit fails unless `condition` holds for this item."""
@@ -314,8 +264,8 @@ class UnitOfWork:
             **ph.to_request(),
         }
         purpose = Purpose("check", key.entity.__dynaorm__.name, (key.pk, key.sk))
-        step = _Step([Action("ConditionCheck", params, purpose)])
-        self._attach(ident, key, _Change("check", step=step))
+        step = Step([Action("ConditionCheck", params, purpose)])
+        self._attach(ident, key, Change("check", step=step))
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -323,12 +273,8 @@ class UnitOfWork:
         """Send every change as one TransactWriteItems (nothing to do: nothing sent)."""
         self._require_active()
         try:
-            steps = [step for step in map(self._plan, self._entries.items()) if step]
-            actions = _one_action_per_item(
-                [action for step in steps for action in step.actions], self._key_names()
-            )
+            steps, actions = plan_commit(self._entries)
             if actions:
-                _check_limits(actions)
                 self._write(actions)
         except BaseException:
             self._state = UnitOfWorkState.FAILED
@@ -356,10 +302,10 @@ class UnitOfWork:
                 "session.unit_of_work()"
             )
 
-    def _ident(self, key: Key) -> _Ident:
+    def _ident(self, key: Key) -> Ident:
         return (self._session.table_name(key.entity.__dynaorm__.table), key.pk, key.sk)
 
-    def _locate(self, target: Entity | Key) -> tuple[_Ident, Key]:
+    def _locate(self, target: Entity | Key) -> tuple[Ident, Key]:
         """Where a target lives: a tracked object by identity (its key may have changed)."""
         if isinstance(target, Entity):
             ident = self._objects.get(id(target))
@@ -368,21 +314,19 @@ class UnitOfWork:
             target = target.get_key()
         return self._ident(target), target
 
-    def _track(self, ident: _Ident, key: Key, entity: Entity) -> None:
-        entry = self._entries.setdefault(ident, _Entry(key))
-        entry.entity, entry.loaded = entity, _Loaded.of(entity)
+    def _track(self, ident: Ident, key: Key, entity: Entity) -> None:
+        entry = self._entries.setdefault(ident, Entry(key))
+        entry.entity, entry.loaded = entity, Loaded.of(entity)
         self._objects[id(entity)] = ident
 
-    def _attach(
-        self, ident: _Ident, key: Key, change: _Change, entity: Entity | None = None
-    ) -> None:
-        entry = self._entries.setdefault(ident, _Entry(key))
+    def _attach(self, ident: Ident, key: Key, change: Change, entity: Entity | None = None) -> None:
+        entry = self._entries.setdefault(ident, Entry(key))
         entry.change = change
         if entity is not None:
             entry.entity = entity
             self._objects[id(entity)] = ident
 
-    def _refuse_moved(self, entity: Entity, ident: _Ident) -> None:
+    def _refuse_moved(self, entity: Entity, ident: Ident) -> None:
         tracked = self._objects.get(id(entity))
         if tracked is not None and tracked != ident and self._entries[tracked].entity is entity:
             info = type(entity).__dynaorm__
@@ -393,7 +337,7 @@ class UnitOfWork:
                 key=self._entries[tracked].key,
             )
 
-    def _refuse_conflict(self, ident: _Ident, key: Key, kind: str, target: object) -> None:
+    def _refuse_conflict(self, ident: Ident, key: Key, kind: str, target: object) -> None:
         """DynamoDB refuses two actions on one item in a transaction: refuse them here."""
         entry = self._entries.get(ident)
         if entry is None:
@@ -406,8 +350,8 @@ class UnitOfWork:
             reason = f"already has a pending {entry.change.kind}"
         elif kind == "add":
             reason = "was read in this unit of work, so it exists (use put, or change it)"
-        elif overrides and _dirty(entry):
-            reason = f"is tracked with unsaved changes to {_changed_fields(entry)}"
+        elif overrides and dirty(entry):
+            reason = f"is tracked with unsaved changes to {changed_fields(entry)}"
         else:
             return
         raise ExpressionError(
@@ -416,34 +360,6 @@ class UnitOfWork:
             entity=name,
             key=key,
         )
-
-    def _plan(self, item: tuple[_Ident, _Entry]) -> _Step | None:
-        (name, _, _), entry = item
-        change = entry.change
-        if change is None:
-            return _plan_dirty(entry, name)
-        if change.kind in ("update", "check") and _dirty(entry):
-            fields = _changed_fields(entry)
-            raise ExpressionError(
-                f"{change.kind}() of {entry.key!r} conflicts with unsaved changes to {fields} "
-                "of the tracked object; DynamoDB takes one action per item",
-                entity=entry.key.entity.__dynaorm__.name,
-                key=entry.key,
-            )
-        if change.kind == "add":
-            assert change.entity is not None
-            return _plan_put(change.entity, name, change.condition, create=True, old=None)
-        if change.kind == "put":
-            assert change.entity is not None
-            old = entry.loaded.unique if entry.loaded else None
-            return _plan_put(change.entity, name, change.condition, create=False, old=old)
-        return change.step
-
-    def _key_names(self) -> dict[str, tuple[str, str]]:
-        tables = {
-            ident[0]: entry.key.entity.__dynaorm__.table for ident, entry in self._entries.items()
-        }
-        return {name: (table.partition_key, table.sort_key) for name, table in tables.items()}
 
     def _write(self, actions: list[Action]) -> None:
         self.token = uuid.uuid4().hex  # one per commit, the same on every retry of it
@@ -477,314 +393,11 @@ class UnitOfWork:
     def _mark_clean(self) -> None:
         """After success only: what was written is now what was loaded."""
         for entry in self._entries.values():
-            if _deleting(entry):
+            if deleting(entry):
                 entry.entity = entry.loaded = None
             elif entry.entity is not None:
-                entry.loaded = _Loaded.of(entry.entity)
+                entry.loaded = Loaded.of(entry.entity)
             entry.change = None
-
-
-# -- pure planning ------------------------------------------------------------------------
-
-
-def _version(entity: Entity | None) -> int | None:
-    if entity is None:
-        return None
-    field = type(entity).__dynaorm__.version
-    return None if field is None else int(getattr(entity, field))
-
-
-def _deleting(entry: _Entry) -> bool:
-    return entry.change is not None and entry.change.kind == "delete"
-
-
-def _changed_fields(entry: _Entry) -> list[str]:
-    if entry.entity is None or entry.loaded is None:
-        return []
-    now, then = entry.entity.model_dump(), entry.loaded.values
-    return [name for name in now if now[name] != then.get(name)]
-
-
-def _dirty(entry: _Entry) -> bool:
-    return bool(_changed_fields(entry))
-
-
-def _version_field(info: EntityInfo, key: Key) -> ExpressionError:
-    return ExpressionError(
-        f"{info.name}.{info.version} is the version field; dynaorm increments it ({key!r})",
-        entity=info.name,
-        key=key,
-        field=info.version,
-    )
-
-
-def _version_check(info: EntityInfo, version: int | None) -> Condition | None:
-    if info.version is None or version is None:
-        return None
-    return info.paths[info.version] == version
-
-
-def _unchanged(info: EntityInfo, old: Mapping[str, Any] | None) -> Condition | None:
-    """Guards move with the stored values; a version check already proves those."""
-    if info.version is not None or not info.unique:
-        return None
-    if old is None:
-        return Path(info.table.partition_key).not_exists()
-    return condition_unchanged(info, old)
-
-
-def _checked(action: Action, check: Condition | None) -> Action:
-    """Mark an action whose failure means a lost optimistic-locking race."""
-    if check is None:
-        return action
-    return replace(action, purpose=replace(action.purpose, kind="version"))
-
-
-def _bump(entity: Entity | None, version: int | None) -> Callable[[], None] | None:
-    if entity is None or version is None:
-        return None
-    field = str(type(entity).__dynaorm__.version)
-    return lambda: setattr(entity, field, version + 1)
-
-
-def _with_version(entity: Entity, version: int | None) -> Entity:
-    info = type(entity).__dynaorm__
-    if info.version is None or version is None:
-        return entity
-    return entity.model_copy(update={info.version: version + 1})
-
-
-def _plan_put(
-    entity: Entity,
-    name: str,
-    condition: Condition | None,
-    *,
-    create: bool,
-    old: dict[str, Any] | None,
-) -> _Step:
-    info = type(entity).__dynaorm__
-    version = _version(entity)
-    check = None if create or version is None else version_condition(info, version)
-    if not create:
-        condition = and_(condition, check, _unchanged(info, old))
-    action = put_action(
-        _with_version(entity, version), name, must_not_exist=create, condition=condition
-    )
-    guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
-    return _Step([_checked(action, check), *guards], _bump(entity, version))
-
-
-def _plan_delete(
-    key: Key,
-    name: str,
-    condition: Condition | None,
-    version: int | None,
-    old: dict[str, Any] | None,
-) -> _Step:
-    info = key.entity.__dynaorm__
-    check = _version_check(info, version)
-    unchanged = _unchanged(info, old) if old is not None else None
-    action = delete_action(key, name, condition=and_(condition, check, unchanged))
-    guards = guard_actions(info, name, action.purpose.key, old, None) if old else []
-    return _Step([_checked(action, check), *guards])
-
-
-def _with_keys(update: Update, to_set: Mapping[str, str], to_remove: list[str]) -> Update:
-    for attribute, value in to_set.items():
-        update = update.set(Path(attribute), value)
-    return update.remove(*(Path(attribute) for attribute in to_remove))
-
-
-def _plan_update(
-    key: Key,
-    name: str,
-    changes: FieldChanges,
-    condition: Condition | None,
-    entity: Entity | None,
-    loaded: _Loaded | None,
-) -> _Step:
-    info = key.entity.__dynaorm__
-    touched = changes.touched_fields()
-    if info.version is not None and info.version in touched:
-        raise _version_field(info, key)
-    update, new_values = build_update(info, changes)
-    current = loaded.values if loaded else entity.model_dump() if entity else None
-    schema = schema_of(info.table)
-    update = _with_keys(update, *derived_key_update(schema, info, touched, new_values, current))
-    version = loaded.version if loaded else _version(entity)
-    if info.version is not None:
-        update = update.add(info.paths[info.version], 1)
-    check = _version_check(info, version)
-    guards: list[Action] = []
-    moved = sorted({f for group in info.unique for f in group} & touched)
-    if moved:
-        missing = [f for f in moved if f not in new_values]
-        if missing:
-            raise ExpressionError(
-                f"{info.name}: unique fields {missing} can only be changed with set=",
-                entity=info.name,
-                field=missing[0],
-            )
-        old = loaded.unique if loaded else unique_values(entity) if entity else {}
-        new = {**old, **{k: v for k, v in new_values.items() if k in old}}
-        guards = guard_actions(info, name, (key.pk, key.sk), old, new)
-        condition = and_(condition, _unchanged(info, old))
-    action = update_action(key, name, update, condition=and_(condition, check), return_values=False)
-    return _Step([_checked(action, check), *guards], _bump(entity, version))
-
-
-def _plan_dirty(entry: _Entry, name: str) -> _Step | None:
-    """The writes that make the stored item match a tracked object, if it changed."""
-    entity, loaded = entry.entity, entry.loaded
-    if entity is None or loaded is None:
-        return None
-    changed = _changed_fields(entry)
-    if not changed:
-        return None
-    info = type(entity).__dynaorm__
-    if info.version is not None and info.version in changed:
-        raise _version_field(info, loaded.key)
-    if entity.get_key() != loaded.key:
-        return _plan_move(entity, loaded, name)
-    return _plan_changed_fields(entity, loaded, changed, name)
-
-
-def _plan_changed_fields(entity: Entity, loaded: _Loaded, changed: list[str], name: str) -> _Step:
-    """An Update of the changed fields only, plus the index keys built from them."""
-    info = type(entity).__dynaorm__
-    # The full item says how each field is stored (TTL seconds, empty sets omitted) and
-    # checks the item's size, exactly as a Put of this object would.
-    item = entity_to_item(entity)
-    update = Update()
-    for field in changed:
-        stored = item.get(info.attributes[field])
-        path = info.paths[field]
-        update = (
-            update.remove(path)
-            if stored is None
-            else update.set(path, from_attribute_value(stored))
-        )
-    values = {field: getattr(entity, field) for field in info.paths}
-    new_values = {field: values[field] for field in changed}
-    schema = schema_of(info.table)
-    update = _with_keys(update, *derived_key_update(schema, info, set(changed), new_values, values))
-    check = _version_check(info, loaded.version)
-    if check is not None:
-        update = update.add(info.paths[str(info.version)], 1)
-    condition = check
-    new = unique_values(entity)
-    guards: list[Action] = []
-    if new != loaded.unique:
-        guards = guard_actions(info, name, (loaded.key.pk, loaded.key.sk), loaded.unique, new)
-        condition = and_(condition, _unchanged(info, loaded.unique))
-    action = update_action(loaded.key, name, update, condition=condition, return_values=False)
-    return _Step([_checked(action, check), *guards], _bump(entity, loaded.version))
-
-
-def _plan_move(entity: Entity, loaded: _Loaded, name: str) -> _Step:
-    """A changed primary key: Delete the old item, create the new one, move guards."""
-    info = type(entity).__dynaorm__
-    check = _version_check(info, loaded.version)
-    unchanged = _unchanged(info, loaded.unique)
-    delete = delete_action(loaded.key, name, condition=and_(check, unchanged))
-    put = put_action(_with_version(entity, loaded.version), name, must_not_exist=True)
-    old_owner, new_owner = (loaded.key.pk, loaded.key.sk), put.purpose.key
-    # Release and claim; a guard whose value stays is merged into one owner transfer.
-    guards = guard_actions(info, name, old_owner, loaded.unique, None)
-    guards += guard_actions(info, name, new_owner, None, unique_values(entity))
-    return _Step([_checked(delete, check), put, *guards], _bump(entity, loaded.version))
-
-
-# -- the transaction as a whole -------------------------------------------------------------
-
-
-_KeyNames = Mapping[str, tuple[str, str]]  # physical table -> (partition, sort) attribute
-
-
-def _target(action: Action, key_names: _KeyNames) -> tuple[str, str, str]:
-    """The item an action writes: (table, partition key value, sort key value)."""
-    table = str(action.params["TableName"])
-    key = action.params.get("Key") or action.params["Item"]
-    pk, sk = key_names[table]
-    return table, str(key[pk]["S"]), str(key[sk]["S"])
-
-
-def _one_action_per_item(actions: list[Action], key_names: _KeyNames) -> list[Action]:
-    """Merge a guard released and claimed in one commit; refuse other double actions."""
-    result: list[Action] = []
-    seen: dict[tuple[str, str, str], int] = {}
-    for action in actions:
-        target = _target(action, key_names)
-        index = seen.get(target)
-        if index is None:
-            seen[target] = len(result)
-            result.append(action)
-        else:
-            result[index] = _combine(result[index], action)
-    return result
-
-
-def _combine(first: Action, second: Action) -> Action:
-    kinds = {first.purpose.kind: first, second.purpose.kind: second}
-    if kinds.keys() == {"guard", "guard-release"}:
-        return _transfer(kinds["guard"], kinds["guard-release"].purpose.key)
-    purpose = second.purpose
-    if first.purpose.kind == purpose.kind == "guard":
-        raise UniqueConstraintViolation(
-            f"{purpose.entity}.{purpose.field} = {purpose.value!r} is claimed twice in this "
-            f"unit of work, by {first.purpose.key} and {purpose.key}",
-            entity=purpose.entity,
-            key=purpose.key,
-            field=purpose.field,
-        )
-    raise ExpressionError(
-        f"{purpose.entity} {purpose.key}: this commit would send both {first.operation} and "
-        f"{second.operation} for one item; DynamoDB takes one action per item",
-        entity=purpose.entity,
-        key=purpose.key,
-    )
-
-
-def _transfer(claim: Action, previous_owner: tuple[str, str]) -> Action:
-    """One Put that hands a guard item from its previous owner to the claiming item.
-
-    Two users swapping values, or an item whose key changes while its unique value stays,
-    release and claim the same guard item: DynamoDB refuses two actions on one item, and
-    the guard must still prove it belonged to the releasing item.
-    """
-    ph = Placeholders()
-    owned = (Path("owner_pk") == previous_owner[0]) & (Path("owner_sk") == previous_owner[1])
-    params = {
-        "TableName": claim.params["TableName"],
-        "Item": claim.params["Item"],
-        "ConditionExpression": build_condition(owned, ph),
-        **ph.to_request(),
-    }
-    return Action("Put", params, claim.purpose)
-
-
-def _size(action: Action) -> int:
-    """Bytes of item data an action carries: the item, or its key and expression values."""
-    params = action.params
-    carried = params.get("Item") or params.get("Key") or {}
-    return item_size(carried) + item_size(params.get("ExpressionAttributeValues", {}))
-
-
-def _check_limits(actions: list[Action]) -> None:
-    if len(actions) > MAX_ACTIONS:
-        raise TransactionTooLarge(
-            f"this commit needs {len(actions)} actions (unique guards included); one "
-            f"TransactWriteItems takes at most {MAX_ACTIONS}. Nothing was sent: split the "
-            "work into several units of work",
-            entity=actions[0].purpose.entity,
-        )
-    size = sum(map(_size, actions))
-    if size > MAX_BYTES:
-        raise TransactionTooLarge(
-            f"this commit carries {size:,} bytes; one TransactWriteItems takes at most "
-            f"{MAX_BYTES:,} (4 MB). Nothing was sent: split the work",
-            entity=actions[0].purpose.entity,
-        )
 
 
 def _conflicted(error: TransactionCanceled) -> bool:
