@@ -2,8 +2,9 @@
 
 from dynaorm import errors
 from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
+from dynaorm._conditions import Condition
 from dynaorm._entity import Entity, EntityIndex, Key
-from dynaorm._expressions import Condition, Path
+from dynaorm._expressions import Path
 from dynaorm._query import Page, Query, Scan
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._session import CollectionResult, Session

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dynaorm._keys import KeyCondition, KeyTemplate
+from dynaorm._bounds import KeyCondition
+from dynaorm._keys import KeyTemplate
 from dynaorm._overlap import example_key, prefix_overlaps, templates_overlap
 from dynaorm._schema import Projection, Table
 from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError

@@ -6,7 +6,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from dynaorm._keys import KeyTemplate, LiteralSegment, SlotCodec, SlotSegment
+from dynaorm._keys import KeyTemplate, LiteralSegment, SlotSegment
+from dynaorm._slots import SlotCodec
 from dynaorm.errors import KeyDecodingError
 
 __all__ = ["can_produce", "example_key", "prefix_overlaps", "templates_overlap"]

@@ -9,15 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dynaorm._compiler import QueryPlan, schema_of
+from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint
 from dynaorm._entity import Entity, EntityIndex
-from dynaorm._expressions import (
-    Condition,
-    Path,
-    Placeholders,
-    and_,
-    build_condition,
-)
+from dynaorm._expressions import Path, Placeholders
 from dynaorm._update import key_condition_expression, projection_expression
 from dynaorm.errors import ExpressionError, InvalidCursor
 

@@ -11,14 +11,10 @@ from typing import Any, TypeVar
 from dynaorm._batch import BatchRunner
 from dynaorm._codec import decode_item
 from dynaorm._compiler import schema_of
+from dynaorm._conditions import Condition, and_
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, EntityIndex, Key
-from dynaorm._expressions import (
-    Condition,
-    Path,
-    Placeholders,
-    and_,
-)
+from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
 from dynaorm._query import Query, Scan
 from dynaorm._schema import Collection, Table

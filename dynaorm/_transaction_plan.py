@@ -8,8 +8,9 @@ from typing import Any
 
 from dynaorm._codec import from_attribute_value, item_size
 from dynaorm._compiler import schema_of
+from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._entity import Entity, EntityInfo, Key
-from dynaorm._expressions import Condition, Path, Placeholders, and_, build_condition
+from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_to_item
 from dynaorm._update import Update
 from dynaorm._writes import (

@@ -11,8 +11,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from dynaorm._compiler import schema_of
+from dynaorm._conditions import Condition, build_condition
 from dynaorm._entity import Entity, Key
-from dynaorm._expressions import Condition, Path, Placeholders, build_condition
+from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
 from dynaorm._transaction_plan import (
     MAX_ACTIONS,

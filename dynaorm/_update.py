@@ -6,16 +6,8 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple
 
-from dynaorm._expressions import (
-    Operand,
-    Path,
-    Placeholders,
-    Value,
-    encode_value,
-    path_error,
-    serialize_operand,
-    to_operand,
-)
+from dynaorm._conditions import Value, path_error, serialize_operand
+from dynaorm._expressions import Operand, Path, Placeholders, encode_value, to_operand
 from dynaorm.errors import ExpressionError
 
 __all__ = [

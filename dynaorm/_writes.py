@@ -16,8 +16,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from dynaorm._codec import AttributeValue, to_attribute_value
 from dynaorm._compiler import CompiledSchema, index_attributes
+from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._entity import Entity, EntityInfo, Key
-from dynaorm._expressions import Condition, Path, Placeholders, and_, build_condition
+from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_to_item, ttl_seconds
 from dynaorm._keys import KeyTemplate
 from dynaorm._update import Update

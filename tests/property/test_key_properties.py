@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynaorm._keys import MATCH_NONE, KeyCondition, KeyTemplate, key_matches
+from dynaorm._bounds import MATCH_NONE, KeyCondition, key_matches
+from dynaorm._keys import KeyTemplate
 from dynaorm.errors import KeyEncodingError
 
 UTC = dt.timezone.utc

@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynaorm._expressions import Condition, Path, Placeholders
+from dynaorm._conditions import Condition
+from dynaorm._expressions import Path, Placeholders
 from dynaorm._update import Update, projection_expression
 from dynaorm.errors import ExpressionError
 

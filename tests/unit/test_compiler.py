@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dynaorm import Entity, Index, Table, schema_of
+from dynaorm._bounds import KeyCondition
 from dynaorm._ddl import (
     access_patterns,
     cloudformation_resource,
@@ -17,7 +18,6 @@ from dynaorm._ddl import (
     describe_drift,
     time_to_live_request,
 )
-from dynaorm._keys import KeyCondition
 from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))

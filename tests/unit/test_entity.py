@@ -9,7 +9,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from dynaorm import Entity, Index, Table
-from dynaorm._expressions import Placeholders, build_condition
+from dynaorm._conditions import build_condition
+from dynaorm._expressions import Placeholders
 from dynaorm.errors import (
     DefinitionError,
     KeyEncodingError,

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from dynaorm._expressions import Path, Placeholders, and_, build_condition
+from dynaorm._conditions import and_, build_condition
+from dynaorm._expressions import Path, Placeholders
 from dynaorm._update import Update, key_condition_expression, projection_expression
 from dynaorm.errors import ExpressionError, UnknownFieldError
 

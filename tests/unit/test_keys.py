@@ -10,15 +10,9 @@ from typing import Annotated, Any, Literal, NewType, Optional, Union
 
 import pytest
 
-from dynaorm._keys import (
-    MATCH_NONE,
-    KeyCondition,
-    KeyTemplate,
-    LiteralSegment,
-    SlotSegment,
-    key_matches,
-    resolve_slot,
-)
+from dynaorm._bounds import MATCH_NONE, KeyCondition, key_matches
+from dynaorm._keys import KeyTemplate, LiteralSegment, SlotSegment
+from dynaorm._slots import resolve_slot
 from dynaorm.errors import KeyDecodingError, KeyEncodingError, KeyTemplateError
 
 UTC = dt.timezone.utc
