@@ -1,19 +1,37 @@
-"""The `dynaorm` command: `dynaorm schema module:table [--format ...]`."""
+"""The `dynaorm` command.
+
+`dynaorm schema module:table` prints access patterns or the table definition;
+`dynaorm diff module:table` compares the schema with the live table; `dynaorm migrate
+module:table` creates missing GSIs, enables TTL and backfills derived keys.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
+from dynaorm._backfill import BackfillCounts, ProgressCallback
 from dynaorm._compiler import schema_of
 from dynaorm._ddl import access_patterns, cloudformation_resource, create_table_request
+from dynaorm._migrate import (
+    MigrationReport,
+    TableDiff,
+    describe_live,
+    diff_table,
+    migrate,
+)
 from dynaorm._schema import Table
+from dynaorm._session import Session
 from dynaorm.errors import DynaormError
 
-__all__ = ["load_table", "main"]
+__all__ = ["EXIT_PENDING", "diff_lines", "load_table", "main", "summary_lines"]
 
 _COLUMNS = ("entity", "access", "index", "pk", "sk", "example")
 
@@ -56,8 +74,210 @@ def _schema_command(args: argparse.Namespace) -> str:
     return _render_table(access_patterns(schema))
 
 
+# -- diff and migrate --------------------------------------------------------------------
+
+# Exit statuses of `diff` and `migrate`, after terraform's -detailed-exitcode: 0 means the
+# table matches (or the migration finished), 1 an error, 2 work left to do.
+EXIT_PENDING = 2
+
+
+def _session(args: argparse.Namespace) -> Session:
+    options = {"region": args.region, "table_prefix": args.table_prefix}
+    given = {name: value for name, value in options.items() if value is not None}
+    if args.in_memory:
+        return Session.in_memory(**given)
+    return Session(endpoint_url=args.endpoint_url, **given)
+
+
+def diff_lines(diff: TableDiff) -> list[str]:
+    """A readable diff: `+` migrate adds it, `!` it needs a hand, `-` it is left alone."""
+    lines = [
+        f"+ GSI {g.name} ({g.pk_attribute}, {g.sk_attribute}) is missing: migrate creates it"
+        for g in diff.missing_gsis
+    ]
+    if diff.enable_ttl:
+        lines.append(
+            f"+ TTL on {diff.ttl_attribute!r} is {diff.live_ttl_status}: migrate enables it"
+        )
+    lines += [f"! {problem}" for problem in diff.conflicts]
+    if diff.ttl_conflict:
+        lines.append(f"! {diff.ttl_conflict}")
+    lines += [f"- GSI {name} exists but the schema does not use it" for name in diff.extra_gsis]
+    if diff.extra_ttl:
+        lines.append(f"- TTL is on {diff.live_ttl_attribute!r}; the schema declares none")
+    return lines or [f"table {diff.table} matches the schema"]
+
+
+def summary_lines(report: MigrationReport) -> list[str]:
+    """What a migration did, or with --dry-run would do."""
+    verb = "would" if report.dry_run else "did"
+    diff, counts = report.diff, report.backfill
+    gsis = [g.name for g in diff.missing_gsis] if report.dry_run else report.created_gsis
+    ttl = diff.enable_ttl if report.dry_run else report.ttl_enabled
+    changed = ", ".join(f"{e} {n}" for e, n in sorted(counts.pending.items())) or "no items"
+    return [
+        f"table {diff.table}",
+        f"  GSIs: {verb} create {', '.join(gsis) or 'none'}",
+        f"  TTL: {verb} enable on {diff.ttl_attribute!r}" if ttl else "  TTL: no change",
+        f"  backfill: {counts.scanned} items scanned, {verb} update {changed}",
+        f"    {counts.current} already current, {counts.skipped} of other types or unique "
+        f"guards, {counts.invalid} not decodable, {counts.key_mismatch} with outdated "
+        "primary keys",
+        f"    {counts.retried} retries after concurrent writes, {counts.vanished} deleted "
+        f"meanwhile, {counts.conflicts} still changing (run again)",
+    ]
+
+
+def _diff_command(args: argparse.Namespace) -> tuple[str, int]:
+    table = load_table(args.table)
+    session = _session(args)
+    with contextlib.closing(session.transport):
+        diff = diff_table(schema_of(table), describe_live(session, table))
+    return "\n".join(diff_lines(diff)), 0 if diff.in_sync else EXIT_PENDING
+
+
+def _migrate_command(args: argparse.Namespace) -> tuple[str, int]:
+    table = load_table(args.table)
+    session = _session(args)
+    with (
+        contextlib.closing(session.transport),
+        _progress(sys.stderr, enabled=not args.no_progress) as progress,
+    ):
+        try:
+            report = migrate(
+                session,
+                table,
+                dry_run=args.dry_run,
+                on_step=lambda message: print(message, file=sys.stderr),
+                checkpoint=args.checkpoint,
+                segments=args.segments,
+                page_size=args.page_size,
+                max_attempts=args.max_attempts,
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            saved = f"; resume with --checkpoint {args.checkpoint}" if args.checkpoint else ""
+            return f"interrupted{saved}", 130
+    return "\n".join(summary_lines(report)), 0 if report.complete else EXIT_PENDING
+
+
+class _PlainProgress:
+    """A line on stderr every few seconds, for logs and terminals without rich."""
+
+    def __init__(self, stream: TextIO, interval: float = 5.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.last = time.monotonic()
+        self.counts: BackfillCounts | None = None
+
+    def __call__(self, counts: BackfillCounts) -> None:
+        self.counts = counts
+        if time.monotonic() - self.last >= self.interval:
+            self.write()
+
+    def write(self) -> None:
+        self.last = time.monotonic()
+        counts = self.counts
+        if counts is not None:
+            of = f" of about {counts.estimate}" if counts.estimate else ""
+            changed = sum(counts.pending.values())
+            print(
+                f"backfill: {counts.scanned}{of} items scanned, {changed} to update or updated",
+                file=self.stream,
+                flush=True,
+            )
+
+
+@contextlib.contextmanager
+def _progress(stream: TextIO, *, enabled: bool) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on a terminal (the `cli` extra), else plain periodic lines."""
+    if not enabled:
+        yield None
+        return
+    if stream.isatty():
+        try:
+            from rich.console import Console  # noqa: PLC0415 - optional `cli` extra
+        except ImportError:
+            pass
+        else:
+            with _rich_progress(Console(file=stream)) as update:
+                yield update
+            return
+    plain = _PlainProgress(stream)
+    yield plain
+    plain.write()
+
+
+@contextlib.contextmanager
+def _rich_progress(console: Any) -> Iterator[ProgressCallback]:
+    from rich import progress as bars  # noqa: PLC0415 - optional `cli` extra
+
+    columns = (
+        bars.TextColumn("{task.description}"),
+        bars.BarColumn(),
+        bars.MofNCompleteColumn(),
+        bars.TimeElapsedColumn(),
+    )
+    with bars.Progress(*columns, console=console) as bar:
+        task = bar.add_task("backfill", total=None)
+
+        def update(counts: BackfillCounts) -> None:
+            total = max(counts.estimate, counts.scanned) if counts.estimate else None
+            changed = sum(counts.pending.values())
+            description = f"backfill, {changed} to update"
+            bar.update(task, completed=counts.scanned, total=total, description=description)
+
+        yield update
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection (default: the usual AWS environment)")
+    group.add_argument("--endpoint-url", help="a DynamoDB-API endpoint, e.g. DynamoDB Local")
+    group.add_argument("--region", help="AWS region (default: AWS_REGION, then us-east-1)")
+    group.add_argument("--table-prefix", help="physical name prefix (DYNAMODB_TABLE_PREFIX)")
+    group.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="use the embedded in-process backend (moto; for demos and tests only)",
+    )
+
+
+def _add_diff_and_migrate(commands: Any) -> None:
+    diff = commands.add_parser(
+        "diff",
+        help="compare the schema with the live table (exit 2 on differences)",
+    )
+    diff.add_argument("table", help="the Table to compare, as module:attribute")
+    _add_connection_options(diff)
+    diff.set_defaults(handler=_diff_command)
+    run = commands.add_parser(
+        "migrate",
+        help="create missing GSIs, enable TTL and backfill derived key attributes",
+    )
+    run.add_argument("table", help="the Table to migrate, as module:attribute")
+    run.add_argument("--dry-run", action="store_true", help="report what would change only")
+    run.add_argument("--checkpoint", type=Path, help="save and resume scan progress here")
+    run.add_argument("--segments", type=_positive, default=1, help="parallel scan segments")
+    run.add_argument("--page-size", type=_positive, default=500, help="items per Scan page")
+    run.add_argument(
+        "--max-attempts", type=_positive, default=5, help="writes per item before giving up on it"
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    _add_connection_options(run)
+    run.set_defaults(handler=_migrate_command)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dynaorm", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="dynaorm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     schema = commands.add_parser("schema", help="print a table's access patterns or definition")
     schema.add_argument("table", help="the Table to compile, as module:attribute")
@@ -69,6 +289,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("--table-name", help="physical table name (default: the declared name)")
     schema.set_defaults(handler=_schema_command)
+    _add_diff_and_migrate(commands)
     return parser
 
 
@@ -76,12 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dynaorm` console script."""
     args = _parser().parse_args(argv)
     try:
-        output = args.handler(args)
+        result = args.handler(args)
     except DynaormError as e:
         print(f"dynaorm: {e}", file=sys.stderr)
         return 1
+    output, status = (result, 0) if isinstance(result, str) else result
     print(output)
-    return 0
+    return int(status)
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through the console script

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dynaorm.cli import main
+from dynaorm._backfill import BackfillCounts
+from dynaorm.cli import _progress, main
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -60,3 +62,55 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "by_email" in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_plain_lines_without_a_terminal() -> None:
+    stream = io.StringIO()
+    with _progress(stream, enabled=True) as update:
+        assert update is not None
+        update(BackfillCounts(scanned=3, pending={"Post": 2}, estimate=10))
+    assert stream.getvalue() == "backfill: 3 of about 10 items scanned, 2 to update or updated\n"
+
+
+def test_progress_is_a_bar_on_a_terminal() -> None:
+    pytest.importorskip("rich")
+    stream = _Terminal()
+    with _progress(stream, enabled=True) as update:
+        assert update is not None
+        update(BackfillCounts(scanned=3, pending={"Post": 2}, estimate=10))
+    assert "backfill, 2 to update" in stream.getvalue()
+    assert "3/10" in stream.getvalue()
+
+
+def test_progress_falls_back_to_lines_without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rich.console", None)  # makes the import fail
+    stream = _Terminal()
+    with _progress(stream, enabled=True) as update:
+        assert update is not None
+        update(BackfillCounts(scanned=1))
+    assert stream.getvalue() == "backfill: 1 items scanned, 0 to update or updated\n"
+
+
+def test_progress_can_be_turned_off() -> None:
+    with _progress(io.StringIO(), enabled=False) as update:
+        assert update is None
+
+
+def test_diff_and_migrate_document_their_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["migrate", "--help"])
+    help_text = capsys.readouterr().out
+    for option in ("--dry-run", "--checkpoint", "--endpoint-url", "--region", "--table-prefix",
+                   "--in-memory", "--segments", "--no-progress"):  # fmt: skip
+        assert option in help_text
+
+
+def test_migrate_refuses_a_non_positive_count(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["migrate", "blog_models:app", "--segments", "0"])
+    assert "expected a positive number, got 0" in capsys.readouterr().err
