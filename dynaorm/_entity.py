@@ -257,7 +257,10 @@ def _build_info(
         unique=_normalise_unique(name, options.get("unique"), annotations),
         version=_check_version(name, options.get("version"), annotations),
         ttl=_check_ttl(name, table, annotations),
-        paths={n: Path(attributes[n], annotation=a, entity=name) for n, a in annotations.items()},
+        paths={
+            n: Path(attributes[n], annotation=a, entity=name, epoch_seconds=n == table.ttl)
+            for n, a in annotations.items()
+        },
         attributes=attributes,
         omit_none=frozenset(
             n for n, f in cls.model_fields.items() if f.default is None and not f.is_required()

@@ -153,14 +153,19 @@ class Path(_Operand):
     `path["size"]`.
     """
 
-    __slots__ = ("_annotation", "_entity", "_segments")
+    __slots__ = ("_annotation", "_entity", "_epoch_seconds", "_segments")
     _segments: tuple[str | int, ...]
     _annotation: Any
     _entity: str | None
+    _epoch_seconds: bool
     __iter__ = None  # __getitem__ accepts ints: without this, list(path) would never end
 
     def __init__(
-        self, *segments: str | int, annotation: Any = None, entity: str | None = None
+        self,
+        *segments: str | int,
+        annotation: Any = None,
+        entity: str | None = None,
+        epoch_seconds: bool = False,
     ) -> None:
         if not segments or not isinstance(segments[0], str):
             raise ExpressionError(f"a path starts with an attribute name, got {segments!r}")
@@ -169,6 +174,9 @@ class Path(_Operand):
         object.__setattr__(self, "_segments", segments)
         object.__setattr__(self, "_annotation", _unwrap(annotation))
         object.__setattr__(self, "_entity", entity)
+        # A TTL attribute is stored as a Number of epoch seconds: datetimes compared with
+        # it must be written the same way, or the comparison is silently false.
+        object.__setattr__(self, "_epoch_seconds", epoch_seconds)
 
     @property
     def segments(self) -> tuple[str | int, ...]:
@@ -204,7 +212,13 @@ class Path(_Operand):
         raise AttributeError(f"Path is immutable; cannot set {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # __setattr__ refuses pickle's default path
-        return (partial(Path, annotation=self._annotation, entity=self._entity), self._segments)
+        path = partial(
+            Path,
+            annotation=self._annotation,
+            entity=self._entity,
+            epoch_seconds=self._epoch_seconds,
+        )
+        return (path, self._segments)
 
     def __repr__(self) -> str:
         return f"Path({', '.join(map(repr, self._segments))})"
@@ -354,6 +368,10 @@ def encode_value(path: Path, value: object) -> AttributeValue:
     """Encode with the codec; an unstorable value or an empty set is an ExpressionError."""
     if isinstance(value, Condition):
         raise path_error(path, f"{type(value).__name__} is not a value", value)
+    if path._epoch_seconds and isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            raise path_error(path, "the TTL attribute needs a timezone-aware datetime", value)
+        value = int(value.timestamp())
     try:
         av = to_attribute_value(value, path=path.dotted)
     except (DynaormError, ValueError, TypeError, ArithmeticError) as error:

@@ -291,3 +291,11 @@ def test_put_of_unversioned_unique_entity_guards_a_new_item(
         session.put(Account(account_id="a2", handle="ann2"))
     session.put(Account(account_id="a2", handle="ann"))  # released by the rename
     session.delete_table(logs)
+
+
+def test_conditions_on_the_ttl_field_compare_epoch_seconds(session: Session) -> None:
+    expires = dt.datetime(2030, 1, 1, tzinfo=UTC)
+    session.put(post(expires_at=expires))
+    stale = Post.expires_at < expires + dt.timedelta(days=1)
+    assert session.query(Post, user_id="u1").where(stale).count() == 1
+    assert session.query(Post, user_id="u1").where(Post.expires_at > expires).count() == 0
