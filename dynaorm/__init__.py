@@ -8,6 +8,7 @@ from dynaorm._expressions import Path
 from dynaorm._query import Page, Query, Scan
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._session import CollectionResult, Session
+from dynaorm._streams import StreamChange
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import Update
 from dynaorm.errors import DynaormError
@@ -30,6 +31,7 @@ __all__ = [
     "QueryPlan",
     "Scan",
     "Session",
+    "StreamChange",
     "Table",
     "UnitOfWork",
     "Update",

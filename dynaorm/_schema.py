@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,6 +13,7 @@ from dynaorm.errors import DefinitionError
 
 if TYPE_CHECKING:
     from dynaorm._entity import Entity
+    from dynaorm._streams import StreamChange
 
 __all__ = ["Collection", "Index", "Projection", "Table"]
 
@@ -105,6 +106,18 @@ class Table:
             ]
             self._entities.append(entity)
             self._compiled = None
+
+    def parse_stream_record(self, record: Mapping[str, Any]) -> StreamChange:
+        """Decode one DynamoDB Streams record of this table into a `StreamChange`.
+
+        `record` is an element of a Lambda event's `Records`; its images become the
+        entities they store, dispatched on the type attribute. Items of types this
+        table does not declare (such as unique-guard items) give `None` entities.
+        """
+        # _streams decodes items through the compiler, which imports this module.
+        from dynaorm._streams import parse_stream_record  # noqa: PLC0415
+
+        return parse_stream_record(self, record)
 
     def __repr__(self) -> str:
         return f"Table({self.name!r}, entities={[e.__name__ for e in self._entities]})"
