@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the checks need into .venv, then runs them all: lint, format,
-# types, the docs build, and the whole test suite. `.ci/run` calls exactly this script.
+# types, the docs build, and the test suite twice: the whole of it on the embedded backend
+# (moto), then the integration tests and the examples on DynamoDB Local (Java 17; the jar
+# comes from the npm package pinned in tests/dynamodb_local.py, cached in
+# .cache/dynamodb-local/). `.ci/run` calls exactly this script.
+#
+# Arguments go to both pytest runs (default for the DynamoDB Local run: tests/integration
+# tests/test_examples.py). With CI set, a missing Java or npm fails; without, the DynamoDB
+# Local run is skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +15,30 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 
+local_backend=1
+if ! command -v java >/dev/null || ! command -v npm >/dev/null; then
+    missing="$(command -v java >/dev/null || echo -n 'java ')$(command -v npm >/dev/null || echo -n 'npm')"
+    if [[ -n "${CI:-}" ]]; then
+        echo "error: CI runs the tests on DynamoDB Local too, which needs Java 17 and npm; missing: ${missing}" >&2
+        exit 1
+    fi
+    echo "== DynamoDB Local: SKIPPED, missing: ${missing} (install Java 17 and npm to run it)"
+    local_backend=0
+else
+    echo "== DynamoDB Local install"; .venv/bin/python -m tests.dynamodb_local install
+fi
+
 echo "== ruff check";        .venv/bin/ruff check .
 echo "== ruff format";       .venv/bin/ruff format --check .
 echo "== mypy --strict";     .venv/bin/mypy dynaorm
 echo "== mkdocs --strict";   NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
-echo "== pytest";            .venv/bin/python -m pytest "$@"
+echo "== pytest (embedded backend: moto)"
+.venv/bin/python -m pytest --backend=memory "$@"
+if [[ "${local_backend}" == 1 ]]; then
+    echo "== pytest (DynamoDB Local)"
+    if [[ $# -gt 0 ]]; then
+        .venv/bin/python -m pytest --backend=local "$@"
+    else
+        .venv/bin/python -m pytest --backend=local tests/integration tests/test_examples.py
+    fi
+fi

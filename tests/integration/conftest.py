@@ -1,4 +1,5 @@
-"""Integration fixtures: a fresh table on the embedded backend for every test."""
+"""Integration fixtures: a fresh table for every test, on the backend chosen with
+`--backend` (moto by default, or DynamoDB Local: see tests/dynamodb_local.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from blog_models import app
 
 from dynaorm import Session
+from tests.dynamodb_local import Backend
 
 _counter = itertools.count()
 
@@ -36,12 +38,14 @@ class Recorder:
 
 
 @pytest.fixture
-def session() -> Iterator[Session]:
+def session(dynamodb_backend: Backend) -> Iterator[Session]:
     """A session whose tables are prefixed uniquely, so tests never see each other's data."""
-    session = Session.in_memory(table_prefix=f"t{next(_counter)}_", cursor_secret=b"test-secret")
+    prefix = f"t{dynamodb_backend.run_id}_{next(_counter)}_"
+    session = dynamodb_backend.session(table_prefix=prefix, cursor_secret=b"test-secret")
     session.create_table(app)
     yield session
     session.delete_table(app)
+    session.transport.close()
 
 
 @pytest.fixture
