@@ -144,7 +144,8 @@ def _check_canonical(text: str, value: Any) -> None:
     significant = "".join(map(str, digits)).strip("0")
     if significant:
         assert len(significant) <= 38
-        assert Decimal("1E-130") <= abs(number) <= Decimal("9" * 38 + "E+88")
+        # copy_abs, not abs(): abs() rounds to the 28-digit default context precision.
+        assert Decimal("1E-130") <= number.copy_abs() <= Decimal("9" * 38 + "E+88")
     if isinstance(value, float):
         assert float(number) == value
     else:
