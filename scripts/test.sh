@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+.venv/bin/python -m pip install --quiet -e '.[dev,bench]'
 
 local_backend=1
 if ! command -v java >/dev/null || ! command -v npm >/dev/null; then
@@ -42,3 +42,5 @@ if [[ "${local_backend}" == 1 ]]; then
         .venv/bin/python -m pytest --backend=local tests/integration tests/test_examples.py
     fi
 fi
+echo "== benchmarks --quick (smoke test: runs every workload and peer; no thresholds)"
+.venv/bin/python -m benchmarks --quick
