@@ -74,17 +74,7 @@ def describe_live(session: Session, table: Table) -> LiveTable:
 
 
 def _describe_ttl(session: Session, name: str) -> Mapping[str, Any]:
-    # pynamodb's `dispatch` adds ReturnConsumedCapacity to every operation outside a short
-    # list of table operations, and DescribeTimeToLive refuses that parameter; until the
-    # transport sends it without, ask the botocore client the transport owns.
-    try:
-        response = session.transport.botocore_client.describe_time_to_live(TableName=name)
-    except Exception as error:  # botocore's errors, kept out of dynaorm's error tree
-        raise ServiceError(
-            f"DescribeTimeToLive on table {name!r} failed: {error}",
-            operation="DescribeTimeToLive",
-            table=name,
-        ) from error
+    response = session._call("DescribeTimeToLive", {"TableName": name})
     description: Mapping[str, Any] = response.get("TimeToLiveDescription", {})
     return description
 

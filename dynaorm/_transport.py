@@ -34,6 +34,25 @@ _THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
 
+# The operations that accept ReturnConsumedCapacity (the data plane).
+_CONSUMED_CAPACITY_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+        "ExecuteTransaction",
+    }
+)
+
 _MEMORY_REGION = "us-east-1"
 _MEMORY_CREDENTIAL = "testing"
 
@@ -188,7 +207,12 @@ class Transport:
         # validation, plain KeyError/TypeError from the serializer for a malformed request.
         try:
             # dispatch adds ReturnConsumedCapacity to the dict it is given: give it its own.
-            response: dict[str, Any] = self._connection.dispatch(operation, dict(sent))
+            # Control-plane operations outside pynamodb's short exemption list (such as
+            # DescribeTimeToLive) refuse that parameter, so they skip dispatch's addition.
+            if operation in _CONSUMED_CAPACITY_OPERATIONS:
+                response: dict[str, Any] = self._connection.dispatch(operation, dict(sent))
+            else:
+                response = self._connection._make_api_call(operation, dict(sent))
         except Exception as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure)

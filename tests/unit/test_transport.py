@@ -510,3 +510,14 @@ def test_network_errors_raise_service_error_with_their_name(
     assert caught.value.aws_code == type(fault).__name__
     assert caught.value.__cause__ is fault
     assert len(attempts) == 3
+
+
+def test_control_plane_calls_carry_no_consumed_capacity(transport: Transport, table: str) -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    transport.add_listener(
+        lambda operation, params, response, error: sent.append((operation, params))
+    )
+    response = transport.call("DescribeTimeToLive", {"TableName": table})
+    assert response["TimeToLiveDescription"]["TimeToLiveStatus"] == "DISABLED"
+    assert sent == [("DescribeTimeToLive", {"TableName": table})]
+    assert transport.stats.snapshot()["DescribeTimeToLive"]["calls"] == 1
