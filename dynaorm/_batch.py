@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dynaorm._compiler import schema_of
 from dynaorm._entity import Entity, Key
 from dynaorm._items import entity_from_item, entity_to_item
+from dynaorm._retry import Backoff
 from dynaorm.errors import BatchIncomplete, DefinitionError, ExpressionError, Throttled
 
 if TYPE_CHECKING:
@@ -36,15 +36,10 @@ class BatchRunner:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._session = session
-        self.attempts = attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.sleep = sleep
+        self.retry = Backoff(
+            attempts=attempts, base_delay=base_delay, max_delay=max_delay, sleep=sleep
+        )
         self._key_names: dict[str, tuple[str, str]] = {}
-
-    def _backoff(self, attempt: int) -> None:
-        # Exponential backoff with full jitter, as the AWS SDKs do for unprocessed items.
-        self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
 
     # -- writes -----------------------------------------------------------------------
 
@@ -61,7 +56,7 @@ class BatchRunner:
         if failed:
             raise BatchIncomplete(
                 f"batch_write: {len(failed)} of {len(requests)} requests were not processed "
-                f"after {self.attempts} attempts; they are in .unprocessed",
+                f"after {self.retry.attempts} attempts; they are in .unprocessed",
                 unprocessed=failed,
             )
 
@@ -85,9 +80,9 @@ class BatchRunner:
     def _write_chunk(self, chunk: list[tuple[_Ident, dict[str, Any], Entity | Key]]) -> list[Any]:
         by_ident = {ident: (request, original) for ident, request, original in chunk}
         pending = list(by_ident)
-        for attempt in range(self.attempts):
+        for attempt in range(self.retry.attempts):
             if attempt:
-                self._backoff(attempt)
+                self.retry.pause(attempt)
             request_items: dict[str, list[dict[str, Any]]] = {}
             for ident in pending:
                 request_items.setdefault(ident[0], []).append(by_ident[ident][0])
@@ -124,7 +119,7 @@ class BatchRunner:
         if failed:
             raise BatchIncomplete(
                 f"batch_get: {len(failed)} of {len(order)} keys were not read after "
-                f"{self.attempts} attempts; they are in .unprocessed",
+                f"{self.retry.attempts} attempts; they are in .unprocessed",
                 unprocessed=failed,
             )
         return [found[ident] for ident in order if ident in found]
@@ -137,9 +132,9 @@ class BatchRunner:
         consistent: bool,
     ) -> list[Key]:
         pending = chunk
-        for attempt in range(self.attempts):
+        for attempt in range(self.retry.attempts):
             if attempt:
-                self._backoff(attempt)
+                self.retry.pause(attempt)
             request_items: dict[str, dict[str, Any]] = {}
             for ident in pending:
                 entry = request_items.setdefault(ident[0], {"Keys": []})

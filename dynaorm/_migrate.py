@@ -6,7 +6,6 @@ through a `Session`, one GSI creation at a time, and then runs `dynaorm._backfil
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
@@ -16,7 +15,7 @@ from dynaorm._backfill import BackfillCounts, ProgressCallback, backfill
 from dynaorm._compiler import CompiledSchema, Gsi, schema_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._schema import Table
-from dynaorm.errors import DynaormError, ServiceError
+from dynaorm.errors import DynaormError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -196,20 +195,7 @@ class MigrationReport:
 
 def wait_until_active(session: Session, name: str, *, timeout: float = 1800.0) -> None:
     """Wait until the table and every GSI are ACTIVE (a GSI backfill can take long)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        table = session._call("DescribeTable", {"TableName": name})["Table"]
-        statuses = [table.get("TableStatus")]
-        statuses += [g.get("IndexStatus") for g in table.get("GlobalSecondaryIndexes", [])]
-        if all(status == "ACTIVE" for status in statuses):
-            return
-        if time.monotonic() > deadline:
-            raise ServiceError(
-                f"table {name!r} is not ACTIVE after {timeout:.0f} s: {statuses}",
-                operation="DescribeTable",
-                table=name,
-            )
-        time.sleep(1.0)
+    session._wait_until_active(name, timeout=timeout, interval=1.0)
 
 
 def _change_table(

@@ -164,7 +164,8 @@ class Session:
         if ttl is not None:
             self._enable_ttl(ttl)
 
-    def _wait_until_active(self, name: str, timeout: float = 300.0) -> None:
+    def _wait_until_active(self, name: str, timeout: float = 300.0, interval: float = 0.2) -> None:
+        """Poll DescribeTable until the table and every GSI are ACTIVE."""
         deadline = time.monotonic() + timeout
         while True:
             table = self._call("DescribeTable", {"TableName": name})["Table"]
@@ -179,7 +180,7 @@ class Session:
                     operation="DescribeTable",
                     table=name,
                 )
-            time.sleep(0.2)
+            time.sleep(interval)
 
     def _enable_ttl(self, request: dict[str, Any]) -> None:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -15,6 +14,7 @@ from dynaorm._conditions import Condition, build_condition
 from dynaorm._entity import Entity, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
+from dynaorm._retry import Backoff
 from dynaorm._transaction_plan import (
     MAX_ACTIONS,
     Change,
@@ -81,10 +81,9 @@ class UnitOfWork:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._session = session
-        self.attempts = attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.sleep = sleep
+        self.retry = Backoff(
+            attempts=attempts, base_delay=base_delay, max_delay=max_delay, sleep=sleep
+        )
         self.token: str | None = None  # ClientRequestToken of the commit, once sent
         self._state = UnitOfWorkState.ACTIVE
         self._entries: dict[Ident, Entry] = {}
@@ -379,16 +378,16 @@ class UnitOfWork:
 
     def _send(self, operation: str, request: dict[str, Any], *, entity: str) -> dict[str, Any]:
         """Send, retrying transaction conflicts with exponential backoff and full jitter."""
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, self.retry.attempts + 1):
             try:
                 return self._session._call(operation, request, entity=entity)
             except TransactionCanceled as error:
-                if attempt == self.attempts or not _conflicted(error):
+                if attempt == self.retry.attempts or not _conflicted(error):
                     raise
             except ServiceError as error:
-                if attempt == self.attempts or error.aws_code != _IN_PROGRESS:
+                if attempt == self.retry.attempts or error.aws_code != _IN_PROGRESS:
                     raise
-            self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+            self.retry.pause(attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _mark_clean(self) -> None:

@@ -58,7 +58,7 @@ class LeaveOver:
 
 def no_sleep(session: Session) -> list[float]:
     delays: list[float] = []
-    session._batches.sleep = delays.append
+    session._batches.retry.sleep = delays.append
     return delays
 
 
@@ -81,7 +81,7 @@ def test_unprocessed_items_are_retried_with_backoff(session: Session) -> None:
 
 def test_batch_incomplete_reports_exactly_what_was_not_written(session: Session) -> None:
     no_sleep(session)
-    session._batches.attempts = 2
+    session._batches.retry.attempts = 2
     LeaveOver(session, keep=5, rounds=100)
     written = posts(20)
     with pytest.raises(BatchIncomplete) as info:
@@ -148,7 +148,7 @@ def test_throttled_chunks_are_retried_then_reported(session: Session) -> None:
     assert len(delays) == 3
 
     failures["left"] = 10_000
-    session._batches.attempts = 3
+    session._batches.retry.attempts = 3
     with pytest.raises(BatchIncomplete) as info:
         session.batch_write(put=posts(30, user_id="u2"))
     assert len(info.value.unprocessed) == 30

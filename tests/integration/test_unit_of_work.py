@@ -695,20 +695,20 @@ def test_transaction_conflict_is_retried_with_the_same_token(session: Session) -
     injected = Conflicts(session, times=2, error=conflict())
     delays: list[float] = []
     with session.unit_of_work() as uow:
-        uow.sleep = delays.append
+        uow.retry.sleep = delays.append
         loaded = uow.get(User, user_id="u1")
         assert loaded is not None
         loaded.name = "Ann"
         uow.add(post())
     assert len(injected.tokens) == 3 and len(set(injected.tokens)) == 1
     assert injected.tokens[0] == uow.token
-    assert len(delays) == 2 and all(0 <= d <= uow.max_delay for d in delays)
+    assert len(delays) == 2 and all(0 <= d <= uow.retry.max_delay for d in delays)
     assert loaded.version == 2
 
     busy = ServiceError("busy", aws_code="TransactionInProgressException")
     injected = Conflicts(session, times=1, error=busy)
     with session.unit_of_work() as again:
-        again.sleep = delays.append
+        again.retry.sleep = delays.append
         again.add(post(2))
     assert len(injected.tokens) == 2 and injected.tokens[0] == injected.tokens[1] != uow.token
 
@@ -717,14 +717,14 @@ def test_conflicts_beyond_the_budget_raise_and_change_nothing(session: Session) 
     session.create(user())
     injected = Conflicts(session, times=100, error=conflict())
     uow = session.unit_of_work()
-    uow.sleep = lambda _: None
+    uow.retry.sleep = lambda _: None
     ann = uow.get(User, user_id="u1")
     assert ann is not None
     ann.name = "Ann"
     with pytest.raises(TransactionCanceled) as info:
         uow.commit()
     assert type(info.value) is TransactionCanceled
-    assert len(injected.tokens) == uow.attempts == 5
+    assert len(injected.tokens) == uow.retry.attempts == 5
     assert ann.version == 1 and uow.state is UnitOfWorkState.FAILED
     with pytest.raises(UnitOfWorkClosed, match="failed"):
         uow.add(post())
