@@ -101,7 +101,7 @@ class CompiledSchema:
     def key_attributes(self, entity: Entity) -> dict[str, str]:
         """The derived key attributes of an entity: PK, SK and every non-sparse GSI key."""
         info = type(entity).__dynaorm__
-        values = {name: getattr(entity, name) for name in info.paths}
+        values = vars(entity)  # pydantic keeps field values in the instance __dict__
         attributes = {
             self.table.partition_key: info.pk.encode(values),
             self.table.sort_key: info.sk.encode(values),

@@ -6,6 +6,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from dynaorm._bounds import KeyCondition, plan_condition, slot_bounds
@@ -117,12 +118,22 @@ class KeyTemplate:
                 key=self.source,
             )
 
-    @property
+    # Derived once per template (cached_property writes the instance __dict__ directly, so
+    # it works on a frozen dataclass): keys are encoded on every write.
+    @cached_property
     def slots(self) -> tuple[SlotSegment, ...]:
         """The slot segments, in template order."""
         return tuple(s for s in self.segments if isinstance(s, SlotSegment))
 
-    @property
+    @cached_property
+    def _plan(self) -> tuple[tuple[str | None, str, Any], ...]:
+        """(literal or None, field, encoder) per segment, for the fast path of `encode`."""
+        return tuple(
+            (s.text, "", None) if isinstance(s, LiteralSegment) else (None, s.field, s.codec.encode)
+            for s in self.segments
+        )
+
+    @cached_property
     def fields(self) -> tuple[str, ...]:
         """The slot field names, in template order."""
         return tuple(s.field for s in self.slots)
@@ -134,8 +145,19 @@ class KeyTemplate:
 
     def encode(self, values: Mapping[str, Any]) -> str:
         """The key for `values`; every slot needs a non-None value."""
-        key = self._join(self.segments, values)
-        self._check_size(key)
+        try:
+            key = SEPARATOR.join(
+                [
+                    literal if literal is not None else encoder(values[field])
+                    for literal, field, encoder in self._plan
+                ]
+            )
+        except (KeyError, KeyEncodingError):
+            # The slow path names the entity, role, field and value in its error.
+            key = self._join(self.segments, values)
+        # A UTF-8 character is at most 4 bytes: most keys are shown short without encoding.
+        if not key or len(key) * 4 > self.max_bytes:
+            self._check_size(key)
         return key
 
     def has_none(self, values: Mapping[str, Any]) -> bool:

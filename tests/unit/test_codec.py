@@ -306,7 +306,17 @@ def test_size_of_sets_is_sum_of_elements() -> None:
 def test_check_item_size_at_the_limit() -> None:
     # name "d" is 1 byte, so a string of 409,599 ASCII characters makes exactly 409,600
     at_limit = {"d": {"S": "x" * (MAX_ITEM_BYTES - 1)}}
-    assert check_item_size(at_limit, entity="Post", key={"PK": "P#1"}) == 409_600
+    assert item_size(at_limit) == 409_600
+    check_item_size(at_limit, entity="Post", key={"PK": "P#1"})  # accepted: no error
+
+
+def test_check_item_size_bound_never_hides_an_oversized_item() -> None:
+    # Non-ASCII text has the most bytes per repr character (4 for U+10000 and above):
+    # the fast bound must still send it to the exact count.
+    wide = {"d": {"S": "\U0001f600" * 102_400}}
+    assert item_size(wide) == 409_601
+    with pytest.raises(ItemTooLarge):
+        check_item_size(wide, entity="Post", key="P#1")
 
 
 def test_check_item_size_one_byte_over() -> None:
