@@ -21,20 +21,7 @@ from dynaorm.errors import (
 )
 
 from .conftest import Recorder
-
-UTC = dt.timezone.utc
-AT = dt.datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
-
-
-def post(n: int = 1, **changes: object) -> Post:
-    values: dict[str, object] = {
-        "user_id": "u1",
-        "post_id": f"p{n}",
-        "title": f"Post {n}",
-        "created_at": AT + dt.timedelta(days=n),
-    }
-    values.update(changes)
-    return Post(**values)
+from .factories import AT, UTC, post
 
 
 def test_put_then_get_round_trips(session: Session, recorder: Recorder) -> None:

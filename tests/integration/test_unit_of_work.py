@@ -23,20 +23,7 @@ from dynaorm.errors import (
 )
 
 from .conftest import Recorder
-
-UTC = dt.timezone.utc
-AT = dt.datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
-
-
-def post(n: int = 1, **changes: Any) -> Post:
-    values: dict[str, Any] = {
-        "user_id": "u1",
-        "post_id": f"p{n}",
-        "title": f"Post {n}",
-        "created_at": AT + dt.timedelta(days=n),
-    }
-    values.update(changes)
-    return Post(**values)
+from .factories import UTC, post
 
 
 def user(n: int = 1, email: str | None = None, **changes: Any) -> User:
