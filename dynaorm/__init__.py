@@ -9,6 +9,7 @@ from dynaorm._query import Page, Query, Scan
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._session import CollectionResult, Session
 from dynaorm._streams import StreamChange
+from dynaorm._transport import RequestEvent
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import Update
 from dynaorm.errors import DynaormError
@@ -29,6 +30,7 @@ __all__ = [
     "Path",
     "Query",
     "QueryPlan",
+    "RequestEvent",
     "Scan",
     "Session",
     "StreamChange",

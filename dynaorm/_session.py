@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from dynaorm._batch import BatchRunner
@@ -18,7 +18,7 @@ from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
 from dynaorm._query import Query, Scan
 from dynaorm._schema import Collection, Table
-from dynaorm._transport import Transport
+from dynaorm._transport import RequestEvent, Transport
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import key_condition_expression, projection_expression
 from dynaorm._writes import (
@@ -91,6 +91,7 @@ class Session:
         aws_session_token: str | None = None,
         max_retry_attempts: int | None = None,
         batch_attempts: int = 8,
+        on_request: Callable[[RequestEvent], None] | None = None,
         transport: Transport | None = None,
     ) -> None:
         self._transport = transport or Transport(
@@ -103,6 +104,8 @@ class Session:
             max_retry_attempts=max_retry_attempts,
         )
         self.cursor_secret = cursor_secret
+        if on_request is not None:
+            self._transport.add_observer(on_request)
         self._batches = BatchRunner(self, attempts=batch_attempts)
 
     @classmethod

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -23,7 +26,22 @@ from dynaorm.errors import (
     TransactionCanceled,
 )
 
-__all__ = ["Listener", "Stats", "Transport", "reset_in_memory"]
+__all__ = ["Listener", "RequestEvent", "Stats", "Transport", "reset_in_memory"]
+
+logger = logging.getLogger("dynaorm")
+
+
+@dataclass(frozen=True)
+class RequestEvent:
+    """What an observer hears after each request: for timing and capacity dashboards."""
+
+    operation: str
+    table: str | None
+    duration: float  # seconds, including botocore's own retries
+    request_id: str | None
+    consumed_capacity: float
+    error: RequestError | None
+
 
 Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | None], None]
 """Called after every request with (operation, params sent, response, error)."""
@@ -132,6 +150,7 @@ class Transport:
         self._client_lock = threading.Lock()
         self._client: Any = None
         self._listeners: list[Listener] = []
+        self._observers: list[Callable[[RequestEvent], None]] = []
         self._listeners_lock = threading.Lock()
         self._stats = Stats()
 
@@ -204,6 +223,7 @@ class Transport:
         # (BotoCoreError), service errors (ClientError, re-raised by pynamodb as its subclass
         # VerboseClientError), and, since pynamodb turns off botocore's parameter
         # validation, plain KeyError/TypeError from the serializer for a malformed request.
+        started = time.perf_counter()
         try:
             # dispatch adds ReturnConsumedCapacity to the dict it is given: give it its own.
             # Control-plane operations outside pynamodb's short exemption list (such as
@@ -214,9 +234,9 @@ class Transport:
                 response = self._connection._make_api_call(operation, dict(sent))
         except Exception as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
-            self._finish(operation, sent, None, failure)
+            self._finish(operation, sent, None, failure, started)
             raise failure from error
-        self._finish(operation, sent, response, None)
+        self._finish(operation, sent, response, None, started)
         return response
 
     def add_listener(self, listener: Listener) -> None:
@@ -264,12 +284,45 @@ class Transport:
         sent: dict[str, Any],
         response: dict[str, Any] | None,
         error: RequestError | None,
+        started: float,
     ) -> None:
         self._stats.record(operation, response, failed=error is not None)
         with self._listeners_lock:
             listeners = list(self._listeners)
+            observers = list(self._observers)
         for listener in listeners:
             listener(operation, sent, response, error)
+        if not observers and not logger.isEnabledFor(logging.DEBUG):
+            return
+        event = RequestEvent(
+            operation=operation,
+            table=_tables_of(sent),
+            duration=time.perf_counter() - started,
+            request_id=(response or {}).get("ResponseMetadata", {}).get("RequestId"),
+            consumed_capacity=_capacity_units(response) if response else 0.0,
+            error=error,
+        )
+        logger.debug(
+            "%s %s: %.1f ms, request id %s, %.1f capacity units%s",
+            event.operation,
+            event.table,
+            event.duration * 1000,
+            event.request_id,
+            event.consumed_capacity,
+            f", failed: {error.code}" if error is not None else "",
+        )
+        for observer in observers:
+            observer(event)
+
+    def add_observer(self, observer: Callable[[RequestEvent], None]) -> None:
+        """Call `observer(event)` after every request with its timing and capacity."""
+        with self._listeners_lock:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: Callable[[RequestEvent], None]) -> None:
+        """Stop calling an observer added with `add_observer`."""
+        with self._listeners_lock:
+            self._observers.remove(observer)
 
 
 def reset_in_memory() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 from blog_models import Post, User, app
 
-from dynaorm import Entity, Session, Table
+from dynaorm import Entity, RequestEvent, Session, Table
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
@@ -286,3 +287,23 @@ def test_conditions_on_the_ttl_field_compare_epoch_seconds(session: Session) -> 
     stale = Post.expires_at < expires + dt.timedelta(days=1)
     assert session.query(Post, user_id="u1").where(stale).count() == 1
     assert session.query(Post, user_id="u1").where(Post.expires_at > expires).count() == 0
+
+
+def test_request_observer_and_debug_log(session: Session, caplog: pytest.LogCaptureFixture) -> None:
+    events: list[RequestEvent] = []
+    session.transport.add_observer(events.append)
+    with caplog.at_level(logging.DEBUG, logger="dynaorm"):
+        session.put(post())
+        with pytest.raises(ItemAlreadyExists):
+            session.create(post())
+    session.transport.remove_observer(events.append)
+    assert [(e.operation, e.error is None) for e in events] == [
+        ("PutItem", True),
+        ("PutItem", False),
+    ]
+    assert events[0].table == session.table_name(app)
+    assert events[0].duration > 0
+    assert events[0].request_id
+    assert "PutItem" in caplog.records[0].getMessage()
+    assert "request id" in caplog.records[0].getMessage()
+    assert "failed: condition-failed" in caplog.records[1].getMessage()
