@@ -5,8 +5,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["Backoff"]
+from dynaorm.errors import ServiceError, TransactionCanceled
+
+__all__ = ["Backoff", "send_transaction"]
+
+_CONFLICT = "TransactionConflict"
+_IN_PROGRESS = "TransactionInProgressException"
 
 
 class Backoff:
@@ -33,3 +39,28 @@ class Backoff:
     def pause(self, attempt: int) -> None:
         """Sleep before retry number `attempt` (1 for the first retry)."""
         self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+
+
+def send_transaction(send: Callable[[], dict[str, Any]], retry: Backoff) -> dict[str, Any]:
+    """Send a transaction, retrying what DynamoDB says is worth retrying.
+
+    A cancellation caused only by conflicting transactions (no failed condition) and
+    TransactionInProgress (the same ClientRequestToken still being applied) are retried
+    with backoff; the request is resent unchanged, token included, so it applies once.
+    """
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return send()
+        except TransactionCanceled as error:
+            if attempt == retry.attempts or not _conflicted(error):
+                raise
+        except ServiceError as error:
+            if attempt == retry.attempts or error.aws_code != _IN_PROGRESS:
+                raise
+        retry.pause(attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _conflicted(error: TransactionCanceled) -> bool:
+    codes = {reason.get("Code") for reason in error.reasons if reason}
+    return _CONFLICT in codes and "ConditionalCheckFailed" not in codes

@@ -6,7 +6,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from dynaorm._batch import BatchRunner
 from dynaorm._codec import decode_item
@@ -17,7 +17,8 @@ from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
 from dynaorm._query import Query, Scan
-from dynaorm._schema import Collection, Table
+from dynaorm._retry import send_transaction
+from dynaorm._schema import Collection, Index, Table
 from dynaorm._transport import RequestEvent, Transport
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import key_condition_expression, projection_expression
@@ -449,7 +450,10 @@ class Session:
             "ClientRequestToken": uuid.uuid4().hex,
         }
         try:
-            self._call("TransactWriteItems", request, entity=actions[0].purpose.entity)
+            send_transaction(
+                lambda: self._call("TransactWriteItems", request, entity=actions[0].purpose.entity),
+                self._batches.retry,
+            )
         except TransactionCanceled as e:
             raise cancellation_error(e, actions) from e
 
@@ -459,8 +463,21 @@ class Session:
 
     # -- reads of many items ----------------------------------------------------------
 
-    def query(self, target: type[E] | EntityIndex, **slots: Any) -> Query[E]:
+    @overload
+    def query(self, target: type[E], **slots: Any) -> Query[E]: ...
+
+    # Type checkers see `Post.by_topic` as the declared `Index`; at run time the class
+    # attribute is the bound `EntityIndex`.
+    @overload
+    def query(self, target: EntityIndex | Index, **slots: Any) -> Query[Any]: ...
+
+    def query(self, target: type[E] | EntityIndex | Index, **slots: Any) -> Query[Any]:
         """A query on an entity's primary key or on one of its indexes (`Post.by_topic`)."""
+        if isinstance(target, Index):
+            raise ExpressionError(
+                f"{target!r} is not bound to an entity; query it through its entity "
+                "class, e.g. session.query(Post.by_topic, topic=...)"
+            )
         return Query(self, target, dict(slots))
 
     def scan(self, entity: type[E]) -> Scan[E]:

@@ -194,9 +194,10 @@ class Transport:
     def botocore_client(self) -> Any:
         """The underlying botocore client, created if needed, for event hooks in tests.
 
-        moto answers in a `before-send` handler too, and botocore uses the first handler
-        that returns a response, so a fault injector must be registered with
-        `client.meta.events.register_first("before-send.dynamodb.*", handler)`.
+        moto answers in a `before-send` handler too. botocore uses the first response a
+        handler returns, but it still calls every `before-send` handler, so under moto a
+        request an injector answers is applied all the same unless the injector also
+        keeps moto's handler from running (tests/integration/test_faults.py shows how).
         """
         return self._ensure_client()
 

@@ -14,7 +14,7 @@ from dynaorm._conditions import Condition, build_condition
 from dynaorm._entity import Entity, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
-from dynaorm._retry import Backoff
+from dynaorm._retry import Backoff, send_transaction
 from dynaorm._transaction_plan import (
     MAX_ACTIONS,
     Change,
@@ -34,7 +34,6 @@ from dynaorm._writes import Action, FieldChanges, Purpose, cancellation_error, u
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
-    ServiceError,
     TransactionCanceled,
     TransactionTooLarge,
     UnitOfWorkClosed,
@@ -48,8 +47,6 @@ __all__ = ["UnitOfWork", "UnitOfWorkState"]
 E = TypeVar("E", bound=Entity)
 
 # Retried with the same ClientRequestToken: another transaction held one of our items.
-_CONFLICT = "TransactionConflict"
-_IN_PROGRESS = "TransactionInProgressException"
 
 
 class UnitOfWorkState(enum.Enum):
@@ -378,17 +375,9 @@ class UnitOfWork:
 
     def _send(self, operation: str, request: dict[str, Any], *, entity: str) -> dict[str, Any]:
         """Send, retrying transaction conflicts with exponential backoff and full jitter."""
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return self._session._call(operation, request, entity=entity)
-            except TransactionCanceled as error:
-                if attempt == self.retry.attempts or not _conflicted(error):
-                    raise
-            except ServiceError as error:
-                if attempt == self.retry.attempts or error.aws_code != _IN_PROGRESS:
-                    raise
-            self.retry.pause(attempt)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return send_transaction(
+            lambda: self._session._call(operation, request, entity=entity), self.retry
+        )
 
     def _mark_clean(self) -> None:
         """After success only: what was written is now what was loaded."""
@@ -398,8 +387,3 @@ class UnitOfWork:
             elif entry.entity is not None:
                 entry.loaded = Loaded.of(entry.entity)
             entry.change = None
-
-
-def _conflicted(error: TransactionCanceled) -> bool:
-    codes = {reason.get("Code") for reason in error.reasons if reason}
-    return _CONFLICT in codes and "ConditionalCheckFailed" not in codes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 import pytest
 from blog_models import Post, User, app
@@ -17,6 +18,7 @@ from dynaorm.errors import (
     ItemTooLarge,
     KeyEncodingError,
     ServiceError,
+    TransactionCanceled,
     UniqueConstraintViolation,
     VersionConflict,
 )
@@ -307,3 +309,23 @@ def test_request_observer_and_debug_log(session: Session, caplog: pytest.LogCapt
     assert "PutItem" in caplog.records[0].getMessage()
     assert "request id" in caplog.records[0].getMessage()
     assert "failed: condition-failed" in caplog.records[1].getMessage()
+
+
+def test_guarded_writes_retry_transaction_conflicts_with_one_token(session: Session) -> None:
+    real = session.transport.call
+    tokens: list[str] = []
+
+    def conflict_once(operation: str, params: dict[str, Any], **context: Any) -> dict[str, Any]:
+        if operation == "TransactWriteItems":
+            tokens.append(params["ClientRequestToken"])
+            if len(tokens) == 1:
+                reasons = [{"Code": "TransactionConflict"}, None]
+                raise TransactionCanceled("conflict", reasons=reasons, operation=operation)
+        return real(operation, params, **context)
+
+    session.transport.call = conflict_once  # type: ignore[method-assign]
+    session._batches.retry.sleep = lambda _: None
+    session.create(User(user_id="u1", email="ann@example.com", name="Ann"))
+    assert len(tokens) == 2
+    assert tokens[0] == tokens[1]
+    assert session.get(User, user_id="u1") is not None
