@@ -31,6 +31,7 @@ fi
 echo "== ruff check";        .venv/bin/ruff check .
 echo "== ruff format";       .venv/bin/ruff format --check .
 echo "== mypy --strict";     .venv/bin/mypy dynaorm
+echo "== typing checks";     MYPYPATH=examples .venv/bin/mypy --strict tests/typing
 echo "== mkdocs --strict";   NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 echo "== pytest (embedded backend: moto)"
 .venv/bin/python -m pytest --backend=memory "$@"

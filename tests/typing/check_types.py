@@ -1,0 +1,26 @@
+"""Static typing checks, run by mypy in scripts/test.sh (never executed)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
+
+from blog_models import Post, User, user_feed
+from typing_extensions import assert_type
+
+from dynaorm import CollectionResult, Page, Query, Session
+
+
+def check(session: Session, post: Post) -> None:
+    assert_type(session.get(User, user_id="u1"), User | None)
+    assert_type(session.query(Post, user_id="u1"), Query[Post])
+    assert_type(session.query(Post, user_id="u1").all(), list[Post])
+    assert_type(session.query(Post, user_id="u1").first(), Post | None)
+    assert_type(session.query(Post, user_id="u1").page(10), Page[Post])
+    assert_type(session.query(Post.by_topic, topic="aws"), Query[Any])
+    assert_type(session.collection(user_feed, user_id="u1"), CollectionResult)
+    assert_type(session.collection(user_feed, user_id="u1")[Post], list[Post])
+    assert_type(session.update(post, add={"likes": 1}), Post)
