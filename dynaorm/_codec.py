@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import math
+import threading
 from base64 import b64decode
 from collections.abc import Callable, Container, Mapping
 from datetime import date, datetime, time, timedelta, timezone
@@ -189,20 +190,48 @@ def _encode_enum(value: Enum, path: str) -> AttributeValue | None:
 # --- containers ---------------------------------------------------------------------
 
 
+# DynamoDB nests documents at most 32 levels deep, counting the top-level attribute: a
+# value may hold 31 lists or maps inside one another (DynamoDB Local refuses the 32nd
+# with "Nesting Levels have exceeded supported limits").
+MAX_NESTED_CONTAINERS = 31
+_nesting = threading.local()
+
+
+def _enter(path: str, value: Any) -> int:
+    depth: int = getattr(_nesting, "depth", 0) + 1
+    if depth > MAX_NESTED_CONTAINERS:
+        # No repr of `value` here: it may be nested deeper than repr can recurse.
+        raise ItemEncodingError(
+            f"cannot store the {type(value).__name__} at {path!r}: lists and maps nest "
+            f"more than {MAX_NESTED_CONTAINERS} deep; DynamoDB stores at most 32 levels",
+            field=path,
+        )
+    _nesting.depth = depth
+    return depth
+
+
 def _encode_list(value: list[Any] | tuple[Any, ...], path: str) -> AttributeValue:
-    out: list[AttributeValue] = []
-    for index, element in enumerate(value):
-        child = f"{path}[{index}]"
-        encoded = _encode(element, child)
-        if encoded is None:
-            # Dropping it would shift every later index; there is no empty-set form.
-            raise _fail(child, element, "an empty set inside a list has no DynamoDB form")
-        out.append(encoded)
+    depth = _enter(path, value)
+    try:
+        out: list[AttributeValue] = []
+        for index, element in enumerate(value):
+            child = f"{path}[{index}]"
+            encoded = _encode(element, child)
+            if encoded is None:
+                # Dropping it would shift every later index; there is no empty-set form.
+                raise _fail(child, element, "an empty set inside a list has no DynamoDB form")
+            out.append(encoded)
+    finally:
+        _nesting.depth = depth - 1
     return {"L": out}
 
 
 def _encode_map(value: Mapping[Any, Any], path: str) -> AttributeValue:
-    return {"M": _encode_members(value, path)}
+    depth = _enter(path, value)
+    try:
+        return {"M": _encode_members(value, path)}
+    finally:
+        _nesting.depth = depth - 1
 
 
 def _encode_members(value: Mapping[Any, Any], path: str) -> dict[str, AttributeValue]:

@@ -28,7 +28,12 @@ def entity_to_item(
     info = type(entity).__dynaorm__
     table = info.table
     schema = schema or schema_of(table)
-    values = entity.model_dump(mode="python", by_alias=True)
+    try:
+        values = entity.model_dump(mode="python", by_alias=True)
+    except (ValueError, RecursionError) as e:  # pydantic's "Maximum serialization depth"
+        raise ItemEncodingError(
+            f"{info.name} cannot be serialized: {e}", entity=info.name, value=entity
+        ) from e
     if info.ttl is not None:
         ttl = info.attributes[info.ttl]
         values[ttl] = ttl_seconds(info.name, ttl, values.get(ttl))
@@ -37,7 +42,14 @@ def entity_to_item(
         if values.get(attribute, 0) is None:
             del values[attribute]
     keys = schema.key_attributes(entity)
-    item = encode_item(values)
+    try:
+        item = encode_item(values)
+    except ItemEncodingError as e:
+        if e.entity is None:  # the codec knows the attribute path, not the entity
+            e.entity = info.name
+            e.message = f"{info.name}: {e.message}"
+            e.args = (e.message,)
+        raise
     item[table.type_attribute] = {"S": info.name}
     for attribute, value in keys.items():
         item[attribute] = {"S": value}

@@ -329,3 +329,11 @@ def test_guarded_writes_retry_transaction_conflicts_with_one_token(session: Sess
     assert len(tokens) == 2
     assert tokens[0] == tokens[1]
     assert session.get(User, user_id="u1") is not None
+
+
+def test_unstorable_values_name_the_entity_and_attribute(session: Session) -> None:
+    with pytest.raises(ItemEncodingError) as info:
+        session.put(post(likes=10**38 + 1))  # 39 significant digits
+    assert info.value.entity == "Post"
+    assert info.value.field == "likes"
+    assert str(info.value).startswith("[item-encoding] Post: cannot store")
