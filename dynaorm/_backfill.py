@@ -32,7 +32,7 @@ from dynaorm._conditions import Comparison, Condition, Value, and_, build_condit
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item, item_type
 from dynaorm._schema import Table
-from dynaorm.errors import ConditionFailed, DynaormError
+from dynaorm.errors import CheckpointMismatch, ConditionFailed, DynaormError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BackfillCounts",
     "Checkpoint",
-    "CheckpointMismatch",
     "ItemPlan",
     "ProgressCallback",
     "backfill",
@@ -51,12 +50,6 @@ __all__ = [
 
 Outcome = Literal["skipped", "invalid", "key_mismatch", "current", "pending"]
 ProgressCallback = Callable[["BackfillCounts"], None]
-
-
-class CheckpointMismatch(DynaormError):
-    """A checkpoint file was written by a run on another table, schema or segment count."""
-
-    code = "checkpoint_mismatch"
 
 
 # -- backfill planning (pure) -------------------------------------------------------------

@@ -15,14 +15,13 @@ from dynaorm._backfill import BackfillCounts, ProgressCallback, backfill
 from dynaorm._compiler import CompiledSchema, Gsi, schema_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._schema import Table
-from dynaorm.errors import DynaormError
+from dynaorm.errors import MigrationError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
 
 __all__ = [
     "LiveTable",
-    "MigrationError",
     "MigrationReport",
     "TableDiff",
     "describe_live",
@@ -33,12 +32,6 @@ __all__ = [
 ]
 
 _ACTIVE_TTL = ("ENABLED", "ENABLING")
-
-
-class MigrationError(DynaormError):
-    """The live table differs from the schema in a way `migrate` does not change."""
-
-    code = "migration"
 
 
 # -- the live table and how it differs ---------------------------------------------------

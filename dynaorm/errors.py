@@ -23,7 +23,9 @@ DynaormError
 ├── TransactionTooLarge        a unit of work exceeds 100 actions or 4 MB
 ├── UnitOfWorkClosed           a unit of work was used after commit, rollback or failure
 ├── InvalidCursor              a pagination cursor was tampered with or is foreign
-└── BatchIncomplete            a batch could not finish within the retry budget
+├── BatchIncomplete            a batch could not finish within the retry budget
+├── MigrationError             the live table differs in a way `migrate` does not change
+└── CheckpointMismatch         a migrate checkpoint belongs to another table or schema
 ```
 
 Every error carries a stable `code` and, where they apply, the `entity`, `key`,
@@ -36,6 +38,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BatchIncomplete",
+    "CheckpointMismatch",
     "ConditionFailed",
     "DefinitionError",
     "DynaormError",
@@ -48,6 +51,7 @@ __all__ = [
     "KeyDecodingError",
     "KeyEncodingError",
     "KeyTemplateError",
+    "MigrationError",
     "RequestError",
     "ServiceError",
     "TableNotFound",
@@ -261,3 +265,15 @@ class BatchIncomplete(DynaormError):
     def __init__(self, message: str, *, unprocessed: list[Any]) -> None:
         super().__init__(message)
         self.unprocessed = unprocessed
+
+
+class MigrationError(DynaormError):
+    """The live table differs from the schema in a way `migrate` does not change."""
+
+    code = "migration"
+
+
+class CheckpointMismatch(DynaormError):
+    """A checkpoint file was written by a run on another table, schema or segment count."""
+
+    code = "checkpoint-mismatch"

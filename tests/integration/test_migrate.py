@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 
 from dynaorm import Entity, Index, Session, Table
-from dynaorm._backfill import BackfillCounts, CheckpointMismatch, backfill
+from dynaorm._backfill import BackfillCounts, backfill
 from dynaorm._compiler import schema_of
 from dynaorm._migrate import (
     LiveTable,
-    MigrationError,
     describe_live,
     diff_table,
     gsi_create_request,
     migrate,
 )
 from dynaorm.cli import main
+from dynaorm.errors import CheckpointMismatch, MigrationError
 
 from .conftest import Recorder
 
