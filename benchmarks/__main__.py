@@ -1,4 +1,7 @@
-"""`python -m benchmarks [--quick]`: per-operation client cost, dynaorm and peers."""
+"""`python -m benchmarks [--quick]`: per-operation client cost, dynaorm and peers.
+
+`python -m benchmarks --e2e [--quick]`: get, query and put end to end on DynamoDB Local.
+"""
 
 from __future__ import annotations
 
@@ -147,7 +150,7 @@ def _machine() -> list[str]:
         pass
     versions = []
     for name in ("dynaorm", "botocore", "boto3", "pynamodb", "pydantic", "dyntastic",
-                 "pydynantic"):  # fmt: skip
+                 "pydynantic", "pydynox"):  # fmt: skip
         try:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -185,7 +188,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke test")
     parser.add_argument("--rounds", type=int, help="rounds per workload (default 15; quick 3)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
+    parser.add_argument(
+        "--e2e",
+        action="store_true",
+        help="end to end on DynamoDB Local (started and stopped here), pydynox included",
+    )
+    parser.add_argument(
+        "--endpoint", metavar="URL", help="with --e2e: a DynamoDB Local already running"
+    )
     args = parser.parse_args(argv)
+    if args.endpoint and not args.e2e:
+        parser.error("--endpoint needs --e2e")
+    if args.e2e:
+        from benchmarks import _e2e  # noqa: PLC0415
+
+        _environment()
+        return _e2e.run(
+            quick=args.quick,
+            rounds=args.rounds,
+            endpoint=args.endpoint,
+            machine=_machine,
+            table=_table,
+        )
     rounds = args.rounds or (3 if args.quick else 15)
     target = 0.005 if args.quick else 0.1  # seconds per peer per round
     _environment()
