@@ -23,6 +23,7 @@ __all__ = [
     "encode_item",
     "from_attribute_value",
     "item_size",
+    "surely_within",
     "to_attribute_value",
 ]
 
@@ -490,12 +491,20 @@ def item_size(item: Mapping[str, AttributeValue]) -> int:
     return sum(_utf8_len(name) + _value_size(av) for name, av in item.items())
 
 
+def surely_within(data: Any, limit: int) -> bool:
+    """A cheap, sound bound: True only if `data`'s DynamoDB size cannot exceed `limit`.
+
+    Every byte DynamoDB counts (a name's or string's UTF-8 bytes, at most 4 per
+    character; a binary byte; a digit; 1-3 bytes of overhead per value) has at least a
+    quarter of a character behind it in the repr, which C builds fast. False means
+    "count exactly", not "too large".
+    """
+    return len(repr(data)) * 4 <= limit
+
+
 def check_item_size(item: Mapping[str, AttributeValue], *, entity: str, key: Any) -> None:
     """Raise `ItemTooLarge` if the item is over 409,600 bytes as DynamoDB counts them."""
-    # Cheap bound first: every byte DynamoDB counts (a name's or string's UTF-8 bytes, at
-    # most 4 per character; a binary byte; a digit; 1-3 bytes of overhead per value) has
-    # at least a quarter of a character behind it in the dict's repr, which C builds fast.
-    if len(repr(item)) * 4 <= MAX_ITEM_BYTES:
+    if surely_within(item, MAX_ITEM_BYTES):
         return
     size = item_size(item)
     if size > MAX_ITEM_BYTES:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dynaorm._codec import from_attribute_value, item_size
+from dynaorm._codec import from_attribute_value, item_size, surely_within
 from dynaorm._compiler import schema_of
 from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._entity import Entity, EntityInfo, Key
@@ -432,6 +432,8 @@ def _check_limits(actions: list[Action]) -> None:
             "work into several units of work",
             entity=actions[0].purpose.entity,
         )
+    if surely_within([action.params for action in actions], MAX_BYTES):
+        return
     size = sum(map(_size, actions))
     if size > MAX_BYTES:
         raise TransactionTooLarge(
