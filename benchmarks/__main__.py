@@ -6,17 +6,16 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
+from benchmarks._timing import interleaved_medians
 from benchmarks.peers import WORKLOADS, BasePeer
 
 _PEERS = (  # module, distribution to report the version of
@@ -127,17 +126,7 @@ def _measure(
         start = time.perf_counter()
         function()
         numbers[name] = max(1, int(target / max(time.perf_counter() - start, 1e-7)))
-    samples: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, function in functions.items():
-            number = numbers[name]
-            gc.collect()
-            start = time.perf_counter()
-            for _ in range(number):
-                function()
-            samples[name].append((time.perf_counter() - start) / number)
-    for name, values in samples.items():
-        results[name] = statistics.median(values)
+    results.update(interleaved_medians(functions, numbers, rounds))
     return results
 
 

@@ -21,10 +21,8 @@ How it stays fair:
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
-import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from botocore.config import Config
 
 import benchmarks.peers as peer_package
 from benchmarks._data import TABLE
+from benchmarks._timing import interleaved_medians
 from benchmarks.peers import CREDENTIALS, REGION, BasePeer
 
 __all__ = ["run"]
@@ -194,17 +193,7 @@ def _measure(
                 function()
                 last = time.perf_counter() - start
             numbers[name] = max(1, int(target / max(last, 1e-7)))
-    samples: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, function in functions.items():
-            number = numbers[name]
-            gc.collect()
-            start = time.perf_counter()
-            for _ in range(number):
-                function()
-            samples[name].append((time.perf_counter() - start) / number)
-    for name, values in samples.items():
-        results[name] = statistics.median(values)
+    results.update(interleaved_medians(functions, numbers, rounds))
     return results
 
 
