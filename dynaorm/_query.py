@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dynaorm._compiler import QueryPlan, schema_of
@@ -141,6 +142,13 @@ class Query(Generic[E]):
         return target.entity if isinstance(target, EntityIndex) else target  # type: ignore[return-value]
 
     def plan(self) -> QueryPlan:
+        """The key condition and index this query uses (computed once per query)."""
+        return self._plan
+
+    # A query is immutable, and every page, limit decision and cursor fingerprint needs
+    # the plan: compute it once (cached_property works on a frozen dataclass).
+    @cached_property
+    def _plan(self) -> QueryPlan:
         schema = schema_of(self.entity.__dynaorm__.table)
         return schema.plan(
             self.target,
