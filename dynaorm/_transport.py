@@ -17,6 +17,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException
 
 from dynaorm._fast_parse import FAST_OPERATIONS, parse_fast
+from dynaorm._fast_serialize import Encoded, FastSerializer
 from dynaorm.errors import (
     ConditionFailed,
     RequestError,
@@ -230,9 +231,9 @@ class Transport:
             # Control-plane operations outside pynamodb's short exemption list (such as
             # DescribeTimeToLive) refuse that parameter, so they skip dispatch's addition.
             if operation in _CONSUMED_CAPACITY_OPERATIONS:
-                response: dict[str, Any] = self._connection.dispatch(operation, dict(sent))
+                response: dict[str, Any] = self._connection.dispatch(operation, Encoded(sent))
             else:
-                response = self._connection._make_api_call(operation, dict(sent))
+                response = self._connection._make_api_call(operation, Encoded(sent))
         except Exception as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure, started)
@@ -276,6 +277,10 @@ class Transport:
                         client.meta.events.register(
                             f"before-parse.dynamodb.{operation}", parse_fast
                         )
+                    # botocore keeps no public hook around its request serializer; the
+                    # wrapper only takes over `Encoded` requests (dynaorm's own).
+                    if not isinstance(client._serializer, FastSerializer):
+                        client._serializer = FastSerializer(client._serializer)
                     self._client = client
         return self._client
 
