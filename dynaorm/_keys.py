@@ -129,7 +129,9 @@ class KeyTemplate:
     def _plan(self) -> tuple[tuple[str | None, str, Any], ...]:
         """(literal or None, field, encoder) per segment, for the fast path of `encode`."""
         return tuple(
-            (s.text, "", None) if isinstance(s, LiteralSegment) else (None, s.field, s.codec.encode)
+            (s.text, "", None)
+            if isinstance(s, LiteralSegment)
+            else (None, s.field, s.codec.encoder)
             for s in self.segments
         )
 

@@ -70,6 +70,8 @@ def is_utf8(text: str) -> bool:
 def _encode_str(value: Any) -> str:
     if not isinstance(value, str):
         raise KeyEncodingError(f"expected a str, got {type(value).__name__}")
+    if value.isascii():  # O(1) in CPython, and ASCII is always valid UTF-8
+        return str.translate(value, _ESCAPES)
     if not is_utf8(value):
         raise KeyEncodingError("the string holds a lone surrogate and is not valid UTF-8")
     return str.translate(value, _ESCAPES)
@@ -120,16 +122,16 @@ def _decode_bool(text: str) -> bool:
 def _encode_datetime(value: Any) -> str:
     if not isinstance(value, dt.datetime):
         raise KeyEncodingError(f"expected a datetime, got {type(value).__name__}")
-    if value.utcoffset() is None:
-        raise KeyEncodingError("naive datetime in a key; give a timezone (e.g. timezone.utc)")
-    try:
-        utc = value.astimezone(dt.timezone.utc)
-    except OverflowError:
-        raise KeyEncodingError("the datetime is outside years 1..9999 in UTC") from None
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}Z"
-    )
+    if value.tzinfo is not dt.timezone.utc:  # the common case needs no conversion
+        if value.utcoffset() is None:
+            raise KeyEncodingError("naive datetime in a key; give a timezone (e.g. timezone.utc)")
+        try:
+            value = value.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise KeyEncodingError("the datetime is outside years 1..9999 in UTC") from None
+    # isoformat() of a UTC datetime is "YYYY-MM-DDTHH:MM:SS.ffffff+00:00", the year
+    # always four digits: the first 26 characters are the fixed-width timestamp.
+    return dt.datetime.isoformat(value, timespec="microseconds")[:26] + "Z"
 
 
 def _decode_datetime(text: str) -> dt.datetime:
@@ -209,6 +211,11 @@ class SlotCodec:
     value_kind: str
     optional: bool = False
     enum: type[Enum] | None = None
+
+    @property
+    def encoder(self) -> Callable[[Any], str]:
+        """`encode` itself, or for a plain (non-Enum) slot the function it would call."""
+        return self.encode if self.enum is not None else _ENCODERS[self.value_kind]
 
     def encode(self, value: Any) -> str:
         """Encode a value of this slot's type; a wrong type raises, nothing is str()-ed."""
