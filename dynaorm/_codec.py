@@ -21,6 +21,7 @@ __all__ = [
     "check_item_size",
     "decode_item",
     "encode_item",
+    "encode_item_sized",
     "from_attribute_value",
     "item_size",
     "surely_within",
@@ -164,7 +165,7 @@ def _encode_bytes(value: bytes | bytearray | memoryview, path: str) -> Attribute
 def _encode_datetime(value: datetime, path: str) -> AttributeValue:
     # Fixed width (always microseconds, always "+00:00" once aware) so that string order
     # equals time order for aware values.
-    if value.utcoffset() is not None:
+    if value.tzinfo is not timezone.utc and value.utcoffset() is not None:
         try:
             value = value.astimezone(timezone.utc)
         except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
@@ -336,6 +337,62 @@ def to_attribute_value(value: Any, *, path: str = "") -> AttributeValue | None:
 def encode_item(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
     """Encode a top-level item, omitting attributes that are empty sets."""
     return _encode_members(values, "")
+
+
+def encode_item_sized(values: Mapping[str, Any]) -> tuple[dict[str, AttributeValue], int]:
+    """`encode_item`, plus a bound on the item's size: at least what DynamoDB counts.
+
+    The write path's version: strings, small integers and booleans (most of any item) are
+    encoded inline, and sized on the way, instead of going through `_encode` and then a
+    second walk to size them. Strings, booleans, nulls and everything else are counted
+    exactly; an integer counts one more byte than its digits, never less than DynamoDB's
+    "one byte per two digits, plus one". The result equals `encode_item(values)`.
+    """
+    out: dict[str, AttributeValue] = {}
+    bound = 0
+    for name, value in values.items():
+        if type(name) is not str:
+            raise _fail("", name, f"map keys must be str, not {type(name).__name__}")
+        kind = type(value)
+        if kind is str:
+            if value.isascii():
+                size = len(value)
+            else:
+                try:
+                    size = len(value.encode("utf-8"))
+                except UnicodeEncodeError:
+                    raise _fail(name, value, "not valid UTF-8 (lone surrogate)") from None
+            out[name] = {"S": value}
+        elif kind is int and -_INT_FAST_LIMIT < value < _INT_FAST_LIMIT:
+            text = str(value)
+            size = len(text) + 1
+            out[name] = {"N": text}
+        elif kind is bool:
+            size = 1
+            out[name] = {"BOOL": value}
+        elif kind is datetime and value.tzinfo is timezone.utc:
+            text = value.isoformat(timespec="microseconds")
+            size = len(text)
+            out[name] = {"S": text}
+        elif (kind is set or kind is frozenset) and value and all(type(e) is str for e in value):
+            size = 0
+            for element in value:
+                if element.isascii():
+                    size += len(element)
+                else:
+                    try:
+                        size += len(element.encode("utf-8"))
+                    except UnicodeEncodeError:
+                        raise _fail(name, element, "not valid UTF-8 (lone surrogate)") from None
+            out[name] = {"SS": sorted(value)}
+        else:
+            encoded = _encode(value, name)
+            if encoded is None:  # an empty set: the attribute is omitted
+                continue
+            size = _value_size(encoded)
+            out[name] = encoded
+        bound += size + _utf8_len(name)
+    return out, bound
 
 
 # --- decoding (the hot read path: one dict lookup per value) -------------------------

@@ -6,7 +6,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dynaorm._codec import AttributeValue, check_item_size, decode_item, encode_item
+from dynaorm._codec import (
+    MAX_ITEM_BYTES,
+    AttributeValue,
+    check_item_size,
+    decode_item,
+    encode_item_sized,
+)
 from dynaorm._compiler import CompiledSchema, schema_of
 from dynaorm._schema import Table
 from dynaorm.errors import ItemEncodingError, KeyDecodingError
@@ -14,7 +20,13 @@ from dynaorm.errors import ItemEncodingError, KeyDecodingError
 if TYPE_CHECKING:
     from dynaorm._entity import Entity
 
-__all__ = ["entity_from_item", "entity_to_item", "item_type", "ttl_seconds"]
+__all__ = [
+    "entity_from_item",
+    "entity_to_item",
+    "entity_to_item_sized",
+    "item_type",
+    "ttl_seconds",
+]
 
 
 def entity_to_item(
@@ -25,6 +37,13 @@ def entity_to_item(
     Raises before any request when a key cannot be encoded, a value cannot be stored,
     or the item is over 400 KB.
     """
+    return entity_to_item_sized(entity, schema)[0]
+
+
+def entity_to_item_sized(
+    entity: Entity, schema: CompiledSchema | None = None
+) -> tuple[dict[str, AttributeValue], int]:
+    """`entity_to_item`, plus a bound on the item's size: never less than DynamoDB counts."""
     info = type(entity).__dynaorm__
     table = info.table
     schema = schema or schema_of(table)
@@ -43,22 +62,28 @@ def entity_to_item(
             del values[attribute]
     keys = schema.key_attributes(entity)
     try:
-        item = encode_item(values)
+        item, size = encode_item_sized(values)
     except ItemEncodingError as e:
         if e.entity is None:  # the codec knows the attribute path, not the entity
             e.entity = info.name
             e.message = f"{info.name}: {e.message}"
             e.args = (e.message,)
         raise
-    item[table.type_attribute] = {"S": info.name}
+    type_attribute = table.type_attribute
+    item[type_attribute] = {"S": info.name}
+    size += len(type_attribute) * 4 + len(info.name) * 4
     for attribute, value in keys.items():
         item[attribute] = {"S": value}
-    check_item_size(
-        item,
-        entity=info.name,
-        key=(keys[table.partition_key], keys[table.sort_key]),
-    )
-    return item
+        size += len(attribute) * 4 + len(value) * 4
+    # `size` is a bound (names and keys at 4 bytes a character): count exactly only when
+    # the bound says the item might be too large.
+    if size > MAX_ITEM_BYTES:
+        check_item_size(
+            item,
+            entity=info.name,
+            key=(keys[table.partition_key], keys[table.sort_key]),
+        )
+    return item, size
 
 
 def ttl_seconds(entity: str, field: str, value: Any) -> int | None:

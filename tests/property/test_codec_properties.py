@@ -6,12 +6,14 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dynaorm._codec import (
     decode_item,
     encode_item,
+    encode_item_sized,
     from_attribute_value,
     item_size,
     to_attribute_value,
@@ -128,6 +130,35 @@ def test_item_round_trip_and_size(item: dict[str, Any]) -> None:
     encoded = encode_item(item)
     assert decode_item(encoded) == _normalised(item)
     assert item_size(encoded) >= sum(len(name.encode()) for name in encoded)
+
+
+zones = st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30))])
+top_level_values = (
+    values
+    | st.datetimes(timezones=zones)
+    | st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3)  # lone surrogates
+    | _set_of(texts | st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2))
+)
+
+
+@given(st.dictionaries(texts, top_level_values, max_size=6))
+def test_sized_encoding_is_encoding_plus_a_sound_size_bound(item: dict[str, Any]) -> None:
+    """The write path's inline encoder: the same item (or error), and never undercounts."""
+    try:
+        expected = encode_item(item)
+    except ItemEncodingError as error:
+        refused: ItemEncodingError | None = error
+    else:
+        refused = None
+    if refused is not None:
+        with pytest.raises(ItemEncodingError) as raised:
+            encode_item_sized(item)
+        assert raised.value.field == refused.field
+        return
+    encoded, bound = encode_item_sized(item)
+    assert encoded == expected
+    assert [type(av) for av in encoded.values()] == [type(av) for av in expected.values()]
+    assert bound >= item_size(encoded)
 
 
 def _check_canonical(text: str, value: Any) -> None:
