@@ -279,7 +279,6 @@ class UnitOfWork:
         for step in steps:
             if step.on_success is not None:
                 step.on_success()
-        self._mark_clean()
         self._state = UnitOfWorkState.COMMITTED
 
     def rollback(self) -> None:
@@ -378,12 +377,3 @@ class UnitOfWork:
         return send_transaction(
             lambda: self._session._call(operation, request, entity=entity), self.retry
         )
-
-    def _mark_clean(self) -> None:
-        """After success only: what was written is now what was loaded."""
-        for entry in self._entries.values():
-            if deleting(entry):
-                entry.entity = entry.loaded = None
-            elif entry.entity is not None:
-                entry.loaded = Loaded.of(entry.entity)
-            entry.change = None

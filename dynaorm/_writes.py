@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from dynaorm._codec import AttributeValue, to_attribute_value
+from dynaorm._codec import AttributeValue, item_size, to_attribute_value
 from dynaorm._compiler import CompiledSchema, index_attributes
 from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._entity import Entity, EntityInfo, Key
 from dynaorm._expressions import Path, Placeholders
-from dynaorm._items import entity_to_item, ttl_seconds
+from dynaorm._items import entity_to_item_sized, ttl_seconds
 from dynaorm._keys import KeyTemplate
 from dynaorm._update import Update
 from dynaorm.errors import (
@@ -75,6 +75,9 @@ class Action:
     operation: str
     params: dict[str, Any]
     purpose: Purpose
+    # At least the bytes of item data it carries, as the 4 MB transaction limit counts
+    # them, when known without counting (a Put built from an entity); None: count.
+    size: int | None = None
 
 
 def _finish(params: dict[str, Any], ph: Placeholders, condition: Condition | None) -> None:
@@ -104,15 +107,22 @@ def put_action(
 ) -> Action:
     """A Put of the whole item; `must_not_exist` adds attribute_not_exists (create)."""
     info = type(entity).__dynaorm__
-    item = entity_to_item(entity, schema)
-    ph = Placeholders()
-    if must_not_exist:
-        condition = and_(Path(info.table.partition_key).not_exists(), condition)
+    table = info.table
+    item, size = entity_to_item_sized(entity, schema)
     params: dict[str, Any] = {"TableName": table_name, "Item": item}
-    _finish(params, ph, condition)
-    key = (item[info.table.partition_key]["S"], item[info.table.sort_key]["S"])
+    if must_not_exist and condition is None:
+        # The common create: the expression Placeholders would build, without building it.
+        params["ConditionExpression"] = "attribute_not_exists(#n0)"
+        params["ExpressionAttributeNames"] = {"#n0": table.partition_key}
+    else:
+        ph = Placeholders()
+        if must_not_exist:
+            condition = and_(Path(table.partition_key).not_exists(), condition)
+        _finish(params, ph, condition)
+        size += item_size(params.get("ExpressionAttributeValues", {}))
+    key = (item[table.partition_key]["S"], item[table.sort_key]["S"])
     kind = "create" if must_not_exist else "write"
-    return Action("Put", params, Purpose(kind, info.name, key))
+    return Action("Put", params, Purpose(kind, info.name, key), size)
 
 
 def delete_action(key: Key, table_name: str, *, condition: Condition | None = None) -> Action:

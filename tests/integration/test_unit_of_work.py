@@ -9,6 +9,9 @@ import pytest
 from blog_models import Post, User
 
 from dynaorm import Session, UnitOfWork
+from dynaorm._codec import item_size
+from dynaorm._items import entity_to_item_sized
+from dynaorm._transaction_plan import plan_commit
 from dynaorm._unit_of_work import UnitOfWorkState
 from dynaorm.errors import (
     ConditionFailed,
@@ -522,6 +525,24 @@ def test_too_many_actions_are_refused_before_sending(session: Session, recorder:
     with pytest.raises(TransactionTooLarge, match="4 MB"):
         big.commit()
     assert recorder.calls == []
+
+
+def test_the_4_mb_limit_counts_exactly_when_the_cheap_bound_is_over_it(session: Session) -> None:
+    """Eleven items just under 4 MB together: the bound says maybe, the exact count says no."""
+    limit = 4 * 1024 * 1024
+    probe, bound = entity_to_item_sized(post(0, post_id="p0", title=""))
+    overhead, slack = item_size(probe), bound - item_size(probe)
+    title = "x" * ((limit - 100) // 11 - overhead)
+    uow = session.unit_of_work()
+    for n in range(11):
+        uow.add(post(0, post_id=f"p{n}", title=title))
+    _, actions = plan_commit(uow._entries)
+    exact = sum(item_size(action.params["Item"]) for action in actions)
+    assert exact <= limit < sum(action.size or 0 for action in actions)
+    assert slack > 0
+    uow.add(post(0, post_id="p11", title="x" * 200))
+    with pytest.raises(TransactionTooLarge, match="4 MB"):
+        plan_commit(uow._entries)
 
 
 # -- conflicts inside one unit of work ----------------------------------------------------------
