@@ -391,7 +391,7 @@ def encode_item_sized(values: Mapping[str, Any]) -> tuple[dict[str, AttributeVal
                 continue
             size = _value_size(encoded)
             out[name] = encoded
-        bound += size + _utf8_len(name)
+        bound += size + (len(name) if name.isascii() else _utf8_len(name))
     return out, bound
 
 

@@ -13,7 +13,7 @@ from dynaorm._schema import Projection, Table
 from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError
 
 if TYPE_CHECKING:
-    from dynaorm._entity import Entity, EntityIndex, EntityInfo
+    from dynaorm._entity import Entity, EntityIndex, EntityInfo, Key
 
 __all__ = [
     "CompiledEntity",
@@ -98,14 +98,19 @@ class CompiledSchema:
     def entity(self, name: str) -> CompiledEntity:
         return self.entities[name]
 
-    def key_attributes(self, entity: Entity) -> dict[str, str]:
-        """The derived key attributes of an entity: PK, SK and every non-sparse GSI key."""
+    def key_attributes(self, entity: Entity, known: Key | None = None) -> dict[str, str]:
+        """The derived key attributes of an entity: PK, SK and every non-sparse GSI key.
+
+        `known`: a key computed earlier from this entity (a unit of work's add), reused
+        when the entity's key fields still hold the same values of the same types.
+        """
         info = type(entity).__dynaorm__
         values = vars(entity)  # pydantic keeps field values in the instance __dict__
-        attributes = {
-            self.table.partition_key: info.pk.encode(values),
-            self.table.sort_key: info.sk.encode(values),
-        }
+        if known is not None and known.entity is type(entity) and _same_slots(known.slots, values):
+            pk, sk = known.pk, known.sk
+        else:
+            pk, sk = info.pk.encode(values), info.sk.encode(values)
+        attributes = {self.table.partition_key: pk, self.table.sort_key: sk}
         for placed in self.entities[info.name].indexes.values():
             attributes.update(index_attributes(placed, values))
         return attributes
@@ -170,6 +175,15 @@ class CompiledSchema:
             type_filter=info.name if neighbours else None,
             entity=index.entity,
         )
+
+
+def _same_slots(slots: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """Whether every slot value is unchanged: equal and of the same type (True is not 1)."""
+    for name, then in slots.items():
+        now = values.get(name)
+        if type(now) is not type(then) or now != then:
+            return False
+    return True
 
 
 def index_attributes(placed: CompiledIndex, values: Mapping[str, Any]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from dynaorm._schema import Table
 from dynaorm.errors import ItemEncodingError, KeyDecodingError
 
 if TYPE_CHECKING:
-    from dynaorm._entity import Entity
+    from dynaorm._entity import Entity, Key
 
 __all__ = [
     "entity_from_item",
@@ -41,9 +41,12 @@ def entity_to_item(
 
 
 def entity_to_item_sized(
-    entity: Entity, schema: CompiledSchema | None = None
+    entity: Entity, schema: CompiledSchema | None = None, known: Key | None = None
 ) -> tuple[dict[str, AttributeValue], int]:
-    """`entity_to_item`, plus a bound on the item's size: never less than DynamoDB counts."""
+    """`entity_to_item`, plus a bound on the item's size: never less than DynamoDB counts.
+
+    `known`: the entity's key as computed earlier, reused if its fields are unchanged.
+    """
     info = type(entity).__dynaorm__
     table = info.table
     schema = schema or schema_of(table)
@@ -60,7 +63,7 @@ def entity_to_item_sized(
         attribute = info.attributes[name]
         if values.get(attribute, 0) is None:
             del values[attribute]
-    keys = schema.key_attributes(entity)
+    keys = schema.key_attributes(entity, known)
     try:
         item, size = encode_item_sized(values)
     except ItemEncodingError as e:

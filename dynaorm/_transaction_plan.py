@@ -128,11 +128,15 @@ def _plan_entry(item: tuple[Ident, Entry]) -> Step | None:
         )
     if change.kind == "add":
         assert change.entity is not None
-        return _plan_put(change.entity, name, change.condition, create=True, old=None)
+        return _plan_put(
+            change.entity, name, change.condition, create=True, old=None, known=entry.key
+        )
     if change.kind == "put":
         assert change.entity is not None
         old = entry.loaded.unique if entry.loaded else None
-        return _plan_put(change.entity, name, change.condition, create=False, old=old)
+        return _plan_put(
+            change.entity, name, change.condition, create=False, old=old, known=entry.key
+        )
     return change.step
 
 
@@ -218,6 +222,7 @@ def _plan_put(
     *,
     create: bool,
     old: dict[str, Any] | None,
+    known: Key | None = None,
 ) -> Step:
     info = type(entity).__dynaorm__
     version = version_of(entity)
@@ -225,7 +230,11 @@ def _plan_put(
     if not create:
         condition = and_(condition, check, _unchanged(info, old))
     action = put_action(
-        _with_version(entity, version), name, must_not_exist=create, condition=condition
+        _with_version(entity, version),
+        name,
+        must_not_exist=create,
+        condition=condition,
+        known=known,
     )
     guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
     return Step([_checked(action, check), *guards], _bump(entity, version))

@@ -104,11 +104,15 @@ def put_action(
     must_not_exist: bool = False,
     condition: Condition | None = None,
     schema: CompiledSchema | None = None,
+    known: Key | None = None,
 ) -> Action:
-    """A Put of the whole item; `must_not_exist` adds attribute_not_exists (create)."""
+    """A Put of the whole item; `must_not_exist` adds attribute_not_exists (create).
+
+    `known`: the entity's key as computed earlier, reused if its fields are unchanged.
+    """
     info = type(entity).__dynaorm__
     table = info.table
-    item, size = entity_to_item_sized(entity, schema)
+    item, size = entity_to_item_sized(entity, schema, known)
     params: dict[str, Any] = {"TableName": table_name, "Item": item}
     if must_not_exist and condition is None:
         # The common create: the expression Placeholders would build, without building it.

@@ -89,6 +89,17 @@ def stored(session: Session, entity: type[Any], **slots: Any) -> Any:
 # -- each kind of change, exactly -------------------------------------------------------------
 
 
+def test_a_key_field_changed_after_add_writes_the_new_key(session: Session) -> None:
+    """The key computed by add() is reused at commit only while its fields are unchanged."""
+    later = post(1)
+    with session.unit_of_work() as uow:
+        uow.add(later)
+        later.created_at = later.created_at + dt.timedelta(hours=1)
+    stored = session.get(Post, user_id="u1", created_at=later.created_at, post_id="p1")
+    assert stored == later
+    assert session.get(Post, user_id="u1", created_at=post(1).created_at, post_id="p1") is None
+
+
 def test_add_sends_put_with_attribute_not_exists_and_guards(
     session: Session, recorder: Recorder
 ) -> None:
