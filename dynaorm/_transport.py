@@ -220,20 +220,21 @@ class Transport:
         `table`, `entity` and `key` only enrich error messages and attributes.
         """
         self._ensure_client()
-        sent = dict(params)
-        # Everything dispatch raises comes from the driver: botocore's network errors
+        sent = Encoded(params)  # what listeners see: the request as dynaorm built it
+        request = Encoded(sent)
+        # The data plane reports consumed capacity (for stats and observers); the control
+        # plane (DescribeTimeToLive, say) refuses the parameter.
+        if operation in _CONSUMED_CAPACITY_OPERATIONS:
+            request.setdefault("ReturnConsumedCapacity", "TOTAL")
+        # Everything the connection raises comes from the driver: botocore's network errors
         # (BotoCoreError), service errors (ClientError, re-raised by pynamodb as its subclass
         # VerboseClientError), and, since pynamodb turns off botocore's parameter
         # validation, plain KeyError/TypeError from the serializer for a malformed request.
+        # `_make_api_call` rather than `dispatch`: dispatch only adds the capacity parameter,
+        # a uuid4 and two blinker signals dynaorm does not use (its observers replace them).
         started = time.perf_counter()
         try:
-            # dispatch adds ReturnConsumedCapacity to the dict it is given: give it its own.
-            # Control-plane operations outside pynamodb's short exemption list (such as
-            # DescribeTimeToLive) refuse that parameter, so they skip dispatch's addition.
-            if operation in _CONSUMED_CAPACITY_OPERATIONS:
-                response: dict[str, Any] = self._connection.dispatch(operation, Encoded(sent))
-            else:
-                response = self._connection._make_api_call(operation, Encoded(sent))
+            response: dict[str, Any] = self._connection._make_api_call(operation, request)
         except Exception as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure, started)
