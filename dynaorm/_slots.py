@@ -129,9 +129,16 @@ def _encode_datetime(value: Any) -> str:
             value = value.astimezone(dt.timezone.utc)
         except OverflowError:
             raise KeyEncodingError("the datetime is outside years 1..9999 in UTC") from None
-    # isoformat() of a UTC datetime is "YYYY-MM-DDTHH:MM:SS.ffffff+00:00", the year
-    # always four digits: the first 26 characters are the fixed-width timestamp.
-    return dt.datetime.isoformat(value, timespec="microseconds")[:26] + "Z"
+    # %-formatting the fields is the fastest fixed-width form (years are 1..9999).
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - faster than f""
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _decode_datetime(text: str) -> dt.datetime:
