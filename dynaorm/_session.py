@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -272,10 +271,9 @@ class Session:
                     else Path(info.table.partition_key).not_exists()
                 )
                 condition = and_(condition, unchanged)
-            action = _checked(
-                put_action(stored, name, must_not_exist=must_not_exist, condition=condition),
-                expected,
-            )
+            action = put_action(
+                stored, name, must_not_exist=must_not_exist, condition=condition
+            ).checked(expected)
             guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
             self._transact([action, *guards])
         if info.version is not None:
@@ -370,7 +368,7 @@ class Session:
             return_values=False,
         )
         guards = guard_actions(info, name, action.purpose.key, old, new)
-        self._transact([_checked(action, expected), *guards])
+        self._transact([action.checked(expected), *guards])
         result = self.get(key.entity, consistent=True, **key.slots)
         assert result is not None
         return result
@@ -391,7 +389,7 @@ class Session:
         if old is None:
             return
         condition = and_(condition, condition_unchanged(info, old))
-        action = _checked(delete_action(key, name, condition=condition), expected)
+        action = delete_action(key, name, condition=condition).checked(expected)
         guards = guard_actions(info, name, action.purpose.key, old, None)
         self._transact([action, *guards])
 
@@ -526,13 +524,6 @@ class Session:
     def batch_write(self, put: Iterable[Entity] = (), delete: Iterable[Entity | Key] = ()) -> None:
         """Put and delete many items in chunks of 25, retrying what DynamoDB leaves over."""
         self._batches.write(list(put), list(delete))
-
-
-def _checked(action: Action, expected: int | None) -> Action:
-    """Mark an action whose condition includes a version check (for error mapping)."""
-    if expected is None:
-        return action
-    return dataclasses.replace(action, purpose=dataclasses.replace(action.purpose, kind="version"))
 
 
 def _version_of(entity: Entity | None) -> int:

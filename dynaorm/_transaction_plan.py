@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from dynaorm._codec import from_attribute_value, item_size, surely_within
@@ -194,13 +194,6 @@ def _unchanged(info: EntityInfo, old: Mapping[str, Any] | None) -> Condition | N
     return condition_unchanged(info, old)
 
 
-def _checked(action: Action, check: Condition | None) -> Action:
-    """Mark an action whose failure means a lost optimistic-locking race."""
-    if check is None:
-        return action
-    return replace(action, purpose=replace(action.purpose, kind="version"))
-
-
 def _bump(entity: Entity | None, version: int | None) -> Callable[[], None] | None:
     if entity is None or version is None:
         return None
@@ -237,7 +230,7 @@ def _plan_put(
         known=known,
     )
     guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
-    return Step([_checked(action, check), *guards], _bump(entity, version))
+    return Step([action.checked(check), *guards], _bump(entity, version))
 
 
 def plan_delete(
@@ -252,7 +245,7 @@ def plan_delete(
     unchanged = _unchanged(info, old) if old is not None else None
     action = delete_action(key, name, condition=and_(condition, check, unchanged))
     guards = guard_actions(info, name, action.purpose.key, old, None) if old else []
-    return Step([_checked(action, check), *guards])
+    return Step([action.checked(check), *guards])
 
 
 def _with_keys(update: Update, to_set: Mapping[str, str], to_remove: list[str]) -> Update:
@@ -296,7 +289,7 @@ def plan_update(
         guards = guard_actions(info, name, (key.pk, key.sk), old, new)
         condition = and_(condition, _unchanged(info, old))
     action = update_action(key, name, update, condition=and_(condition, check), return_values=False)
-    return Step([_checked(action, check), *guards], _bump(entity, version))
+    return Step([action.checked(check), *guards], _bump(entity, version))
 
 
 def _plan_dirty(entry: Entry, name: str) -> Step | None:
@@ -344,7 +337,7 @@ def _plan_changed_fields(entity: Entity, loaded: Loaded, changed: list[str], nam
         guards = guard_actions(info, name, (loaded.key.pk, loaded.key.sk), loaded.unique, new)
         condition = and_(condition, _unchanged(info, loaded.unique))
     action = update_action(loaded.key, name, update, condition=condition, return_values=False)
-    return Step([_checked(action, check), *guards], _bump(entity, loaded.version))
+    return Step([action.checked(check), *guards], _bump(entity, loaded.version))
 
 
 def _plan_move(entity: Entity, loaded: Loaded, name: str) -> Step:
@@ -358,7 +351,7 @@ def _plan_move(entity: Entity, loaded: Loaded, name: str) -> Step:
     # Release and claim; a guard whose value stays is merged into one owner transfer.
     guards = guard_actions(info, name, old_owner, loaded.unique, None)
     guards += guard_actions(info, name, new_owner, None, unique_values(entity))
-    return Step([_checked(delete, check), put, *guards], _bump(entity, loaded.version))
+    return Step([delete.checked(check), put, *guards], _bump(entity, loaded.version))
 
 
 # -- one action per item, within the limits ---------------------------------------------

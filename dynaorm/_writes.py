@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -57,8 +57,9 @@ GUARD_SORT_KEY = "UNIQUE"
 GUARD_TYPE = "dynaorm.unique"
 
 
-@dataclass(frozen=True)
-class Purpose:
+# Purpose and Action are NamedTuples rather than frozen dataclasses: as immutable, and
+# built several times per item written, where a frozen dataclass's __init__ costs 3x.
+class Purpose(NamedTuple):
     """What a failed condition on an action means."""
 
     kind: str  # "create", "write", "version", "guard", "check"
@@ -68,8 +69,7 @@ class Purpose:
     value: Any = None
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """One write: its operation ("Put", "Update", "Delete", "ConditionCheck") and body."""
 
     operation: str
@@ -78,6 +78,15 @@ class Action:
     # At least the bytes of item data it carries, as the 4 MB transaction limit counts
     # them, when known without counting (a Put built from an entity); None: count.
     size: int | None = None
+
+    def checked(self, check: object) -> Action:
+        """This action, marked as carrying a version check when `check` is not None.
+
+        A failed condition on it then means a lost optimistic-locking race.
+        """
+        if check is None:
+            return self
+        return self._replace(purpose=self.purpose._replace(kind="version"))
 
 
 def _finish(params: dict[str, Any], ph: Placeholders, condition: Condition | None) -> None:
