@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from benchmarks._timing import interleaved_medians
+from benchmarks._timing import Measured, interleaved
 from benchmarks.peers import WORKLOADS, BasePeer
 
 _PEERS = (  # module, distribution to report the version of
@@ -109,10 +109,10 @@ def _load() -> tuple[list[BasePeer], dict[str, str]]:
 
 def _measure(
     peers: list[BasePeer], workload: str, rounds: int, target: float
-) -> dict[str, float | str]:
+) -> dict[str, Measured | str]:
     """Median seconds per call for each peer; rounds interleave the peers."""
     functions: dict[str, Callable[[], Any]] = {}
-    results: dict[str, float | str] = {}
+    results: dict[str, Measured | str] = {}
     for peer in peers:
         if workload in peer.unsupported:
             results[peer.name] = f"n/a: {peer.unsupported[workload]}"
@@ -126,7 +126,7 @@ def _measure(
         start = time.perf_counter()
         function()
         numbers[name] = max(1, int(target / max(time.perf_counter() - start, 1e-7)))
-    results.update(interleaved_medians(functions, numbers, rounds))
+    results.update(interleaved(functions, numbers, rounds, floor=peers[0].name))
     return results
 
 
@@ -151,20 +151,18 @@ def _machine() -> list[str]:
     ]
 
 
-def _table(peers: list[BasePeer], results: dict[str, dict[str, float | str]]) -> list[str]:
-    floor = peers[0].name
+def _table(peers: list[BasePeer], results: dict[str, dict[str, Measured | str]]) -> list[str]:
     names = [peer.name for peer in peers]
     header = "| workload | " + " | ".join(names) + " |"
     lines = [header, "|---" * (len(names) + 1) + "|"]
     notes: list[str] = []
     for workload, row in results.items():
-        base = row.get(floor)
         cells = []
         for name in names:
             value = row.get(name)
-            if isinstance(value, float):
-                ratio = f" ({value / base:.2f}x)" if isinstance(base, float) else ""
-                cells.append(f"{value * 1e6:,.0f} µs{ratio}")
+            if isinstance(value, Measured):
+                ratio = f" ({value.ratio:.2f}x)" if value.ratio is not None else ""
+                cells.append(f"{value.seconds * 1e6:,.0f} µs{ratio}")
             else:
                 cells.append("n/a" if str(value).startswith("n/a") else "failed")
                 notes.append(f"{name}, {workload}: {value}")
@@ -204,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     _environment()
     peers, skipped = _load()
     print("\n".join(_machine()))
-    print(f"rounds: {rounds} (median per call; ratios to {peers[0].name} in this run)\n")
+    print(
+        f"rounds: {rounds} (median per call; ratio: median over the rounds of the time"
+        f" over {peers[0].name}'s in the same round)\n"
+    )
     results = {w: _measure(peers, w, rounds, target) for w in WORKLOADS}
     print("\n".join(_table(peers, results)))
     for distribution, reason in skipped.items():

@@ -34,7 +34,7 @@ from botocore.config import Config
 
 import benchmarks.peers as peer_package
 from benchmarks._data import TABLE
-from benchmarks._timing import interleaved_medians
+from benchmarks._timing import Measured, interleaved
 from benchmarks.peers import CREDENTIALS, REGION, BasePeer
 
 __all__ = ["run"]
@@ -168,10 +168,10 @@ def _check(workload: str, result: Any) -> None:
 
 def _measure(
     peers: list[BasePeer], workload: str, rounds: int, target: float, warm: float
-) -> dict[str, float | str]:
+) -> dict[str, Measured | str]:
     """Median seconds per call for each peer, after a warm-up; rounds interleave peers."""
     functions: dict[str, Callable[[], Any]] = {}
-    results: dict[str, float | str] = {}
+    results: dict[str, Measured | str] = {}
     for peer in peers:
         if workload in peer.unsupported:
             results[peer.name] = f"n/a: {peer.unsupported[workload]}"
@@ -193,7 +193,7 @@ def _measure(
                 function()
                 last = time.perf_counter() - start
             numbers[name] = max(1, int(target / max(last, 1e-7)))
-    results.update(interleaved_medians(functions, numbers, rounds))
+    results.update(interleaved(functions, numbers, rounds, floor=peers[0].name))
     return results
 
 
@@ -229,7 +229,7 @@ def run(
     rounds: int | None,
     endpoint: str | None,
     machine: Callable[[], list[str]],
-    table: Callable[[list[BasePeer], dict[str, dict[str, float | str]]], list[str]],
+    table: Callable[[list[BasePeer], dict[str, dict[str, Measured | str]]], list[str]],
 ) -> int:
     rounds = rounds or (3 if quick else 15)
     target = 0.03 if quick else 0.2  # seconds per peer per round
@@ -241,7 +241,8 @@ def run(
         print(description)
         print(
             f"end to end: rounds {rounds}, {warm:g} s warm-up per library and workload"
-            f" (median per call; ratios to {peers[0].name} in this run)\n"
+            f" (median per call; ratio: median over the rounds of the time over"
+            f" {peers[0].name}'s in the same round)\n"
         )
         results = {w: _measure(peers, w, rounds, target, warm) for w in E2E_WORKLOADS}
         print("\n".join(table(peers, results)))
