@@ -26,6 +26,7 @@ __all__ = [
     "item_size",
     "surely_within",
     "to_attribute_value",
+    "utc_digits",
 ]
 
 # One AttributeValue such as {"S": "x"} or {"L": [{"N": "1"}]}. A plain dict rather than a
@@ -171,6 +172,23 @@ def _encode_datetime(value: datetime, path: str) -> AttributeValue:
         except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
             raise _fail(path, value, "outside the datetime range once converted to UTC") from None
     return {"S": value.isoformat(timespec="microseconds")}
+
+
+def utc_digits(value: datetime) -> str:
+    """The fixed-width `YYYY-MM-DDTHH:MM:SS.ffffff` of a datetime already in UTC.
+
+    %-formatting the fields is the fastest fixed-width form (years are 1..9999); both
+    the item codec and datetime key slots write it, with their own suffix.
+    """
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06d" % (  # noqa: UP031 - faster than f""
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _encode_date(value: date, path: str) -> AttributeValue:
@@ -371,17 +389,8 @@ def encode_item_sized(values: Mapping[str, Any]) -> tuple[dict[str, AttributeVal
             size = 1
             out[name] = {"BOOL": value}
         elif kind is datetime and value.tzinfo is timezone.utc:
-            # What _encode_datetime writes, without its checks and isoformat's argument
-            # parsing: %-formatting is the fastest fixed-width form (years are 1..9999).
-            text = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00" % (  # noqa: UP031
-                value.year,
-                value.month,
-                value.day,
-                value.hour,
-                value.minute,
-                value.second,
-                value.microsecond,
-            )
+            # What _encode_datetime writes, without its checks or isoformat's arguments.
+            text = utc_digits(value) + "+00:00"
             size = 32
             out[name] = {"S": text}
         elif (kind is set or kind is frozenset) and value and all(type(e) is str for e in value):

@@ -71,6 +71,10 @@ class CollectionResult:
         return f"CollectionResult({counts})"
 
 
+# The operation that sends one action on its own, outside a transaction.
+_SINGLE_OPERATIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+
+
 class Session:
     """Reads and writes entities. Safe to share across threads.
 
@@ -133,8 +137,7 @@ class Session:
     def _call(
         self, operation: str, request: dict[str, Any], *, entity: Any = None, key: Any = None
     ) -> dict[str, Any]:
-        name = getattr(entity, "__dynaorm__", None)
-        name = name.name if name is not None else entity
+        name = entity if entity is None or isinstance(entity, str) else entity.__dynaorm__.name
         return self._transport.call(
             operation, request, table=request.get("TableName"), entity=name, key=key
         )
@@ -398,11 +401,10 @@ class Session:
         params = dict(action.params)
         if "ConditionExpression" in params:
             params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        operation = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
         purpose = action.purpose
         try:
             return self._call(
-                operation[action.operation], params, entity=purpose.entity, key=purpose.key
+                _SINGLE_OPERATIONS[action.operation], params, entity=purpose.entity, key=purpose.key
             )
         except ConditionFailed as e:
             raise self._condition_error(e, action, table, expected) from e
