@@ -3,22 +3,25 @@
 botocore serializes a JSON-protocol request by walking the operation's input shape value by
 value (serialize.py, `JSONSerializer.serialize_to_request` then `_serialize` for every
 AttributeValue) and only then calling `json.dumps`. For a 25-item BatchWriteItem that walk
-is about half of the client's time. For the data-plane operations the walk changes nothing
-but blobs: every other member of their inputs is a string, number, boolean, list or map
-that `json.dumps` writes the same way, and none has a timestamp. Blobs (`B`, `BS`) are
-base64-encoded, which the `default` hook below does.
+is about two thirds of serializing. For the data-plane operations the walk changes nothing
+but binary values: every other member of their inputs is a string, number, boolean, list
+or map that `json.dumps` writes as botocore would, and none is a timestamp. Binary values
+(`B`, `BS`) are base64-encoded by the walk, from `bytes` or from the UTF-8 of a `str`.
 
-The fast path is taken only for `Encoded` parameters: the dicts `Transport.call` builds from
-dynaorm's own encoder, whose binary payloads are always `bytes`. Anything else a user sends
-through the same botocore client (a plain dict) keeps botocore's serializer. The headers,
-method and URL still come from botocore's serializer, run on an empty body, so the request
-differs from botocore's own in the body's whitespace and nothing else.
+So the fast path writes the parameters with one `json.dumps`, and hands the request back to
+botocore's own serializer whenever that could differ: when `json.dumps` refuses a value
+(`bytes` among them) or when the JSON holds a `"B"` or `"BS"` token (a binary value, or an
+attribute or string that happens to be named so). What it sends is then botocore's body
+exactly, whatever the payload types. The method, URL and headers always come from
+botocore's serializer, run on an empty body.
+
+Only `Encoded` parameters take the fast path: the dicts `Transport.call` sends. Anything a
+user sends through the same botocore client (a plain dict) keeps botocore's serializer.
 """
 
 from __future__ import annotations
 
 import json
-from base64 import b64encode
 from typing import Any
 
 from dynaorm._fast_parse import FAST_OPERATIONS
@@ -26,21 +29,13 @@ from dynaorm._fast_parse import FAST_OPERATIONS
 __all__ = ["Encoded", "FastSerializer"]
 
 _FAST = frozenset(FAST_OPERATIONS)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Encoded(dict[str, Any]):
-    """Request parameters built by dynaorm: `bytes` for every blob, nothing botocore-only."""
+    """Request parameters built by dynaorm (the only ones the fast path takes)."""
 
     __slots__ = ()
-
-
-def _blob(value: Any) -> str:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return b64encode(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-_dumps = json.JSONEncoder(separators=(",", ":"), default=_blob, ensure_ascii=True).encode
 
 
 class FastSerializer:
@@ -50,12 +45,14 @@ class FastSerializer:
         self.inner = inner
 
     def serialize_to_request(self, parameters: Any, operation_model: Any) -> Any:
-        if type(parameters) is not Encoded or operation_model.name not in _FAST:
-            return self.inner.serialize_to_request(parameters, operation_model)
-        try:
-            body = _dumps(parameters).encode("ascii")
-        except (TypeError, ValueError):  # not plain data after all: let botocore judge
-            return self.inner.serialize_to_request(dict(parameters), operation_model)
-        request = self.inner.serialize_to_request({}, operation_model)
-        request["body"] = body
-        return request
+        if type(parameters) is Encoded and operation_model.name in _FAST:
+            try:
+                body = _dumps(parameters).encode("ascii")  # ensure_ascii: ASCII only
+            except (TypeError, ValueError):  # bytes, say: botocore's walk encodes them
+                pass
+            else:
+                if b'"B"' not in body and b'"BS"' not in body:
+                    request = self.inner.serialize_to_request({}, operation_model)
+                    request["body"] = body
+                    return request
+        return self.inner.serialize_to_request(parameters, operation_model)

@@ -58,6 +58,7 @@ scalars = st.one_of(
     st.builds(lambda s: {"S": s}, st.text(max_size=20)),
     st.builds(lambda n: {"N": str(n)}, st.integers() | st.decimals(allow_nan=False, places=3)),
     st.builds(lambda b: {"B": b}, st.binary(max_size=12)),
+    st.builds(lambda b: {"B": b}, st.text(max_size=6)),  # botocore encodes str as UTF-8
     st.builds(lambda b: {"BOOL": b}, st.booleans()),
     st.just({"NULL": True}),
     st.builds(lambda s: {"SS": sorted(s)}, st.sets(st.text(max_size=5), min_size=1, max_size=3)),
@@ -150,19 +151,28 @@ def test_every_fast_request_equals_botocores_own(client: Any, request: Any) -> N
     _assert_same_request(*_both(client, operation, params))
 
 
-def test_blobs_are_base64_as_botocore_writes_them(client: Any) -> None:
-    params = {"TableName": "t", "Item": {"b": {"B": b"\x00\xff"}, "bs": {"BS": [b"hi"]}}}
+def test_binary_values_are_left_to_botocore_whatever_their_type(client: Any) -> None:
+    """bytes, or a str botocore would encode as UTF-8: the body is botocore's own."""
+    for payload in (b"\x00\xff", "text"):
+        params = {"TableName": "t", "Item": {"b": {"B": payload}}}
+        fast, expected = _both(client, "PutItem", params)
+        assert fast == expected
+    sets = {"TableName": "t", "Item": {"bs": {"BS": ["dGV4dA=="]}}}
+    fast, expected = _both(client, "PutItem", sets)
+    assert fast == expected
+
+
+def test_a_name_or_value_spelled_b_is_only_a_slower_path(client: Any) -> None:
+    params = {"TableName": "t", "Item": {"B": {"S": "B"}}}
     fast, expected = _both(client, "PutItem", params)
-    assert json.loads(fast["body"])["Item"] == {"b": {"B": "AP8="}, "bs": {"BS": ["aGk="]}}
-    _assert_same_request(fast, expected)
+    assert fast == expected
 
 
 def test_plain_dicts_and_other_operations_keep_botocores_serializer(client: Any) -> None:
     inner = client._serializer
     fast = FastSerializer(inner)
     put = client._service_model.operation_model("PutItem")
-    # A str in a binary slot: botocore encodes its UTF-8 as base64; json.dumps would not.
-    plain = {"TableName": "t", "Item": {"b": {"B": "text"}}}
+    plain = {"TableName": "t", "Item": {"s": {"S": "text"}}}
     assert fast.serialize_to_request(plain, put) == inner.serialize_to_request(plain, put)
     describe = client._service_model.operation_model("DescribeTable")
     assert fast.serialize_to_request(
@@ -194,12 +204,14 @@ def test_transport_sends_its_requests_through_the_fast_path() -> None:
         return AWSResponse(request.url, 200, HeadersDict({}), _Empty())
 
     client.meta.events.register("before-send.dynamodb.PutItem", answer)
-    transport.call("PutItem", {"TableName": "t", "Item": {"b": {"B": b"\x01"}}})
+    transport.call("PutItem", {"TableName": "t", "Item": {"s": {"S": "x"}}})
     # Compact separators: botocore's own body would read {"TableName": "t", ...}.
-    assert bodies[-1].startswith(b'{"TableName":"t","Item":{"b":{"B":"AQ=="}}')
-    client.put_item(TableName="t", Item={"b": {"B": b"\x01"}})
+    assert bodies[-1].startswith(b'{"TableName":"t","Item":{"s":{"S":"x"}}')
+    transport.call("PutItem", {"TableName": "t", "Item": {"b": {"B": b"\x01"}}})
+    assert bodies[-1].startswith(b'{"TableName": "t", "Item": {"b": {"B": "AQ=="}}')
+    client.put_item(TableName="t", Item={"s": {"S": "x"}})
     assert bodies[-1].startswith(b'{"TableName": "t"')
-    assert json.loads(bodies[-1])["Item"] == {"b": {"B": "AQ=="}}
+    transport.close()
 
 
 class _Empty:
