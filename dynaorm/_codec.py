@@ -171,14 +171,17 @@ def _encode_datetime(value: datetime, path: str) -> AttributeValue:
             value = value.astimezone(timezone.utc)
         except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
             raise _fail(path, value, "outside the datetime range once converted to UTC") from None
-    return {"S": value.isoformat(timespec="microseconds")}
+        return {"S": utc_digits(value) + "+00:00"}
+    # Already UTC, or naive (stored as given, without an offset): what isoformat() writes.
+    return {"S": utc_digits(value) + ("" if value.tzinfo is None else "+00:00")}
 
 
 def utc_digits(value: datetime) -> str:
-    """The fixed-width `YYYY-MM-DDTHH:MM:SS.ffffff` of a datetime already in UTC.
+    """The fixed-width `YYYY-MM-DDTHH:MM:SS.ffffff` of a datetime's own fields.
 
-    %-formatting the fields is the fastest fixed-width form (years are 1..9999); both
-    the item codec and datetime key slots write it, with their own suffix.
+    What `isoformat(timespec="microseconds")` writes before any offset; %-formatting the
+    fields is the fastest fixed-width form (years are 1..9999). Both the item codec and
+    datetime key slots write it, each after converting to UTC, with their own suffix.
     """
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06d" % (  # noqa: UP031 - faster than f""
         value.year,
@@ -388,11 +391,10 @@ def encode_item_sized(values: Mapping[str, Any]) -> tuple[dict[str, AttributeVal
         elif kind is bool:
             size = 1
             out[name] = {"BOOL": value}
-        elif kind is datetime and value.tzinfo is timezone.utc:
-            # What _encode_datetime writes, without its checks or isoformat's arguments.
-            text = utc_digits(value) + "+00:00"
-            size = 32
-            out[name] = {"S": text}
+        elif kind is datetime:
+            encoded = _encode_datetime(value, name)
+            size = len(encoded["S"])  # ASCII digits and punctuation
+            out[name] = encoded
         elif (kind is set or kind is frozenset) and value and all(type(e) is str for e in value):
             size = 0
             for element in value:

@@ -123,13 +123,11 @@ def put_action(
     table = info.table
     item, size = entity_to_item_sized(entity, schema, known)
     params: dict[str, Any] = {"TableName": table_name, "Item": item}
-    if condition is None and not must_not_exist:
-        pass  # a plain put: no expression at all
-    elif condition is None:
+    if must_not_exist and condition is None:
         # The common create: the expression Placeholders would build, without building it.
         params["ConditionExpression"] = "attribute_not_exists(#n0)"
         params["ExpressionAttributeNames"] = {"#n0": table.partition_key}
-    else:
+    elif must_not_exist or condition is not None:
         ph = Placeholders()
         if must_not_exist:
             condition = and_(Path(table.partition_key).not_exists(), condition)

@@ -225,3 +225,19 @@ def test_aware_datetime_strings_sort_like_times(a: datetime, b: datetime) -> Non
     assert (text_a < text_b) == (a < b)
     assert (text_a == text_b) == (a == b)
     assert datetime.fromisoformat(text_a) == a
+
+
+@given(st.datetimes() | st.datetimes(timezones=zones) | aware)
+def test_datetimes_are_stored_as_isoformat_in_utc(value: datetime) -> None:
+    """Naive values as given, aware ones converted to UTC; always with microseconds."""
+    utc = value
+    if value.tzinfo is not None:
+        try:
+            utc = value.astimezone(timezone.utc)
+        except OverflowError:  # outside years 1..9999 once in UTC: refused
+            with pytest.raises(ItemEncodingError):
+                encode_item_sized({"at": value})
+            return
+    expected = {"S": utc.isoformat(timespec="microseconds")}
+    assert to_attribute_value(value) == expected
+    assert encode_item_sized({"at": value})[0] == {"at": expected}
