@@ -392,9 +392,9 @@ def encode_item_sized(values: Mapping[str, Any]) -> tuple[dict[str, AttributeVal
             size = 1
             out[name] = {"BOOL": value}
         elif kind is datetime:
-            encoded = _encode_datetime(value, name)
-            size = len(encoded["S"])  # ASCII digits and punctuation
-            out[name] = encoded
+            stamp = _encode_datetime(value, name)
+            size = len(stamp["S"])  # ASCII digits and punctuation
+            out[name] = stamp
         elif (kind is set or kind is frozenset) and value and all(type(e) is str for e in value):
             size = 0
             for element in value:
