@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from benchmarks._timing import Measured, interleaved
+from benchmarks._timing import Measured, interleaved, runnable
 from benchmarks.peers import WORKLOADS, BasePeer
 
 _PEERS = (  # module, distribution to report the version of
@@ -111,16 +111,7 @@ def _measure(
     peers: list[BasePeer], workload: str, rounds: int, target: float
 ) -> dict[str, Measured | str]:
     """Median seconds per call for each peer; rounds interleave the peers."""
-    functions: dict[str, Callable[[], Any]] = {}
-    results: dict[str, Measured | str] = {}
-    for peer in peers:
-        if workload in peer.unsupported:
-            results[peer.name] = f"n/a: {peer.unsupported[workload]}"
-            continue
-        try:
-            functions[peer.name] = _prepare(peer, workload)
-        except Exception as error:
-            results[peer.name] = f"failed: {type(error).__name__}: {error}"
+    functions, results = runnable(peers, workload, _prepare)
     numbers = {}
     for name, function in functions.items():
         start = time.perf_counter()

@@ -34,7 +34,7 @@ from botocore.config import Config
 
 import benchmarks.peers as peer_package
 from benchmarks._data import TABLE
-from benchmarks._timing import Measured, interleaved
+from benchmarks._timing import Measured, interleaved, runnable
 from benchmarks.peers import CREDENTIALS, REGION, BasePeer
 
 __all__ = ["run"]
@@ -166,22 +166,17 @@ def _check(workload: str, result: Any) -> None:
         raise AssertionError("get returned nothing")
 
 
+def _prepare(peer: BasePeer, workload: str) -> Callable[[], Any]:
+    function: Callable[[], Any] = getattr(peer, workload)
+    _check(workload, function())
+    return function
+
+
 def _measure(
     peers: list[BasePeer], workload: str, rounds: int, target: float, warm: float
 ) -> dict[str, Measured | str]:
     """Median seconds per call for each peer, after a warm-up; rounds interleave peers."""
-    functions: dict[str, Callable[[], Any]] = {}
-    results: dict[str, Measured | str] = {}
-    for peer in peers:
-        if workload in peer.unsupported:
-            results[peer.name] = f"n/a: {peer.unsupported[workload]}"
-            continue
-        try:
-            function: Callable[[], Any] = getattr(peer, workload)
-            _check(workload, function())
-            functions[peer.name] = function
-        except Exception as error:
-            results[peer.name] = f"failed: {type(error).__name__}: {error}"
+    functions, results = runnable(peers, workload, _prepare)
     # Warm-up, interleaved too: the JVM compiles the server's paths, every library fills
     # its caches and opens its connections. The last warm-up call sizes the batches.
     numbers: dict[str, int] = {}

@@ -21,6 +21,27 @@ class Measured:
     ratio: float | None  # None when the floor itself could not run
 
 
+def runnable(
+    peers: list[Any], workload: str, prepare: Callable[[Any, str], Callable[[], Any]]
+) -> tuple[dict[str, Callable[[], Any]], dict[str, Measured | str]]:
+    """The function to time for each peer, and the reason for each peer that has none.
+
+    `prepare(peer, workload)` returns the checked function; a peer that declares the
+    workload unsupported is reported "n/a", one whose preparation raises "failed".
+    """
+    functions: dict[str, Callable[[], Any]] = {}
+    results: dict[str, Measured | str] = {}
+    for peer in peers:
+        if workload in peer.unsupported:
+            results[peer.name] = f"n/a: {peer.unsupported[workload]}"
+            continue
+        try:
+            functions[peer.name] = prepare(peer, workload)
+        except Exception as error:  # reported in the table, never timed
+            results[peer.name] = f"failed: {type(error).__name__}: {error}"
+    return functions, results
+
+
 def interleaved(
     functions: dict[str, Callable[[], Any]], numbers: dict[str, int], rounds: int, floor: str
 ) -> dict[str, Measured]:
