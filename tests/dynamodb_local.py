@@ -367,7 +367,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"dynaorm backend: {_backend_option(config)}"
+    return f"dynaorm test suite backend (--backend): {_backend_option(config)}"
 
 
 @pytest.fixture(scope="session")

@@ -70,8 +70,8 @@ def _endpoint(config: pytest.Config) -> str | None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     endpoint = _endpoint(config)
-    backend = f"endpoint {endpoint}" if endpoint else "embedded (moto, in-process)"
-    return f"dynaorm: {backend}"
+    backend = f"endpoint {endpoint}" if endpoint else "embedded backend (moto, in-process)"
+    return f"dynaorm fixtures (dynaorm_session): {backend}"
 
 
 @pytest.fixture

@@ -48,7 +48,9 @@ def test_fixtures_come_from_the_entry_point(run_pytest: RunPytest) -> None:
     result = run_pytest(USAGE, "-v", "--strict-markers")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 passed" in result.stdout
-    assert "dynaorm: embedded (moto, in-process)" in result.stdout
+    assert (
+        "dynaorm fixtures (dynaorm_session): embedded backend (moto, in-process)" in result.stdout
+    )
 
 
 def test_disabling_the_plugin_removes_the_fixtures(run_pytest: RunPytest) -> None:
@@ -72,7 +74,7 @@ def test_endpoint_option(run_pytest: RunPytest) -> None:
     # Port 9 (discard) is never a DynamoDB endpoint; nothing here sends a request.
     result = run_pytest(ENDPOINT, "--dynaorm-endpoint", "http://127.0.0.1:9")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "dynaorm: endpoint http://127.0.0.1:9" in result.stdout
+    assert "dynaorm fixtures (dynaorm_session): endpoint http://127.0.0.1:9" in result.stdout
 
 
 def test_endpoint_from_the_environment(run_pytest: RunPytest) -> None:
