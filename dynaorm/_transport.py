@@ -47,6 +47,15 @@ class RequestEvent:
 Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | None], None]
 """Called after every request with (operation, params sent, response, error)."""
 
+# What the driver raises for an answer from DynamoDB (ClientError, which pynamodb re-raises
+# as its subclass VerboseClientError; PynamoDBException wrapping one) or for a failure of the
+# connection itself (BotoCoreError: connection refused or closed, timeouts, credentials).
+_DRIVER_ERRORS = (
+    botocore.exceptions.ClientError,
+    botocore.exceptions.BotoCoreError,
+    PynamoDBException,
+)
+
 # Reported after botocore has spent its retry budget on them.
 _THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
@@ -226,16 +235,16 @@ class Transport:
         # plane (DescribeTimeToLive, say) refuses the parameter.
         if operation in _CONSUMED_CAPACITY_OPERATIONS:
             request.setdefault("ReturnConsumedCapacity", "TOTAL")
-        # Everything the connection raises comes from the driver: botocore's network errors
-        # (BotoCoreError), service errors (ClientError, re-raised by pynamodb as its subclass
-        # VerboseClientError), and, since pynamodb turns off botocore's parameter
-        # validation, plain KeyError/TypeError from the serializer for a malformed request.
+        # Only what DynamoDB or the network said is mapped (`_DRIVER_ERRORS`). Anything else
+        # is a bug: in dynaorm's serializer or parser hooks, or a malformed request (with
+        # botocore's parameter validation off that is a plain KeyError or TypeError), and
+        # it propagates unchanged instead of posing as a service error.
         # `_make_api_call` rather than `dispatch`: dispatch only adds the capacity parameter,
         # a uuid4 and two blinker signals dynaorm does not use (its observers replace them).
         started = time.perf_counter()
         try:
             response: dict[str, Any] = self._connection._make_api_call(operation, request)
-        except Exception as error:
+        except _DRIVER_ERRORS as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure, started)
             raise failure from error
