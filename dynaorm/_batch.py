@@ -63,7 +63,7 @@ class BatchRunner:
         targets = {ident: target for ident, _, target in requests}
         reasons = self._reasons("BatchWriteItem", failures, targets)
         raise BatchIncomplete(
-            _summary("batch_write", "written", len(requests), reasons),
+            _summary("batch_write", "written", len(requests), reasons, ".written what was written"),
             operation="BatchWriteItem",
             unprocessed=[targets[ident] for ident in reasons],
             reasons=list(reasons.values()),
@@ -103,7 +103,7 @@ class BatchRunner:
             return found
         reasons = self._reasons("BatchGetItem", failures, idents)
         raise BatchIncomplete(
-            _summary("batch_get", "read", len(idents), reasons),
+            _summary("batch_get", "read", len(idents), reasons, ".items the entities read"),
             operation="BatchGetItem",
             unprocessed=[idents[ident] for ident in reasons],
             reasons=list(reasons.values()),
@@ -175,16 +175,19 @@ class BatchRunner:
         return name
 
 
-def _summary(what: str, done: str, total: int, reasons: dict[Ident, RequestError]) -> str:
-    """`batch_write: 25 of 1000 requests were not written (25 InternalServerError); ...`"""
+def _summary(
+    operation: str, done: str, total: int, reasons: dict[Ident, RequestError], kept: str
+) -> str:
+    """`batch_write: 25 of 1000 requests were not written (25 InternalServerError): ...`"""
     why = Counter(
         error.aws_code if isinstance(error, ServiceError) and error.aws_code else error.code
         for error in reasons.values()
     )
     counts = ", ".join(f"{count} {code}" for code, count in why.most_common())
+    noun = "keys" if operation == "batch_get" else "requests"
     return (
-        f"{what}: {len(reasons)} of {total} requests were not {done} ({counts}); they are "
-        f"in .unprocessed, the error for each in .reasons"
+        f"{operation}: {len(reasons)} of {total} {noun} were not {done} ({counts}); "
+        f".unprocessed holds them and .reasons[i] why, {kept}"
     )
 
 
