@@ -224,7 +224,10 @@ class Transport:
         entity: str | None = None,
         key: Any = None,
     ) -> dict[str, Any]:
-        """Send one request and return the response dict; errors become `RequestError`s.
+        """Send one request and return the response dict.
+
+        What DynamoDB or the network answered becomes a `RequestError`; any other
+        exception (a bug, a malformed request) propagates unchanged.
 
         `table`, `entity` and `key` only enrich error messages and attributes.
         """
