@@ -85,6 +85,7 @@ _TRANSIENT_CODES = frozenset(
         "ConnectionClosedError",
         "ReadTimeoutError",
         "ResponseStreamingError",
+        "MalformedResponse",  # a proxy's page or a garbled body: the next answer may be fine
     }
 )
 

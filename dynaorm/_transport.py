@@ -294,6 +294,11 @@ class Transport:
                     # wrapper only takes over `Encoded` requests (dynaorm's own).
                     if not isinstance(client._serializer, FastSerializer):
                         client._serializer = FastSerializer(client._serializer)
+                    endpoint = client._endpoint
+                    if not isinstance(endpoint._response_parser_factory, _GuardedParsers):
+                        endpoint._response_parser_factory = _GuardedParsers(
+                            endpoint._response_parser_factory
+                        )
                     self._client = client
         return self._client
 
@@ -342,6 +347,42 @@ class Transport:
         """Stop calling an observer added with `add_observer`."""
         with self._listeners_lock:
             self._observers.remove(observer)
+
+
+class MalformedResponse(botocore.exceptions.BotoCoreError):  # type: ignore[misc, unused-ignore]
+    """An answer botocore's parser cannot read: not DynamoDB speaking (a proxy's error
+    page, a truncated or garbled body). Mapped like any transport failure."""
+
+    fmt = "the response could not be parsed ({error})"
+
+
+class _GuardedParsers:
+    """Wraps the endpoint's response-parser factory so that a parser failure is reported
+    as `MalformedResponse`, which `call` maps, instead of a bare AttributeError or
+    UnicodeDecodeError that it would have to take for a bug."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+
+    def create_parser(self, protocol: str) -> _GuardedParser:
+        return _GuardedParser(self._factory.create_parser(protocol))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory, name)
+
+
+class _GuardedParser:
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+
+    def parse(self, response: dict[str, Any], shape: Any) -> Any:
+        try:
+            return self._parser.parse(response, shape)
+        except Exception as error:
+            raise MalformedResponse(error=f"{type(error).__name__}: {error}") from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
 
 
 def reset_in_memory() -> None:

@@ -345,6 +345,26 @@ def test_malformed_request_propagates_unmapped(transport: Transport) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "cause"),
+    [(b"[1, 2]", AttributeError), (b"\xff\xfe", UnicodeDecodeError)],
+    ids=["json-array", "not-utf8"],
+)
+def test_an_answer_botocore_cannot_parse_is_a_malformed_response(
+    transport: Transport, table: str, body: bytes, cause: type[Exception]
+) -> None:
+    # Not DynamoDB speaking (a proxy's page, a garbled body): a failure of the transport,
+    # mapped, where a bug in dynaorm's own code would propagate.
+    inject(transport, 200, body)
+
+    with pytest.raises(ServiceError) as caught:
+        transport.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})
+
+    assert caught.value.aws_code == "MalformedResponse"
+    assert cause.__name__ in str(caught.value)
+    assert isinstance(caught.value.__cause__.__cause__, cause)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
     "bug",
     [KeyError("Item"), TypeError("unhashable"), AssertionError("invariant")],
     ids=lambda bug: type(bug).__name__,
