@@ -234,7 +234,8 @@ def test_a_chunk_refused_by_the_service_does_not_stop_later_chunks(session: Sess
 
     error = info.value
     assert failing.failed == 1 and delays == []  # a refusal is not retried
-    assert error.operation == "BatchWriteItem"
+    assert failing.sent == [p.post_id for p in written]  # every chunk once, in order
+    assert (error.operation, error.entity) == ("BatchWriteItem", "Post")
     assert error.written == written[:25] + written[50:]
     assert error.unprocessed == written[25:50]
     assert [type(r) for r in error.reasons] == [ServiceError] * 25
