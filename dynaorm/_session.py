@@ -520,11 +520,19 @@ class Session:
                 return result
 
     def batch_get(self, keys: Iterable[Key], *, consistent: bool = False) -> list[Entity]:
-        """The entities found for `keys` (any mix of types), in the order of `keys`."""
+        """The entities found for `keys` (any mix of types), in the order of `keys`.
+
+        Keys still unread after retries raise `BatchIncomplete`, whose `items` holds every
+        entity that was read and `unprocessed` / `reasons` the keys that were not and why.
+        """
         return self._batches.get(list(keys), consistent=consistent)
 
     def batch_write(self, put: Iterable[Entity] = (), delete: Iterable[Entity | Key] = ()) -> None:
-        """Put and delete many items in chunks of 25, retrying what DynamoDB leaves over."""
+        """Put and delete many items in chunks of 25, retrying what DynamoDB leaves over.
+
+        Every chunk is sent whatever happened to the others; if any request is still not
+        written, `BatchIncomplete` lists `written`, `unprocessed` and `reasons`.
+        """
         self._batches.write(list(put), list(delete))
 
 

@@ -47,6 +47,15 @@ class RequestEvent:
 Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | None], None]
 """Called after every request with (operation, params sent, response, error)."""
 
+# What the driver raises for an answer from DynamoDB (ClientError, which pynamodb re-raises
+# as its subclass VerboseClientError; PynamoDBException wrapping one) or for a failure of the
+# connection itself (BotoCoreError: connection refused or closed, timeouts, credentials).
+_DRIVER_ERRORS = (
+    botocore.exceptions.ClientError,
+    botocore.exceptions.BotoCoreError,
+    PynamoDBException,
+)
+
 # Reported after botocore has spent its retry budget on them.
 _THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
@@ -215,7 +224,10 @@ class Transport:
         entity: str | None = None,
         key: Any = None,
     ) -> dict[str, Any]:
-        """Send one request and return the response dict; errors become `RequestError`s.
+        """Send one request and return the response dict.
+
+        What DynamoDB or the network answered becomes a `RequestError`; any other
+        exception (a bug, a malformed request) propagates unchanged.
 
         `table`, `entity` and `key` only enrich error messages and attributes.
         """
@@ -226,16 +238,16 @@ class Transport:
         # plane (DescribeTimeToLive, say) refuses the parameter.
         if operation in _CONSUMED_CAPACITY_OPERATIONS:
             request.setdefault("ReturnConsumedCapacity", "TOTAL")
-        # Everything the connection raises comes from the driver: botocore's network errors
-        # (BotoCoreError), service errors (ClientError, re-raised by pynamodb as its subclass
-        # VerboseClientError), and, since pynamodb turns off botocore's parameter
-        # validation, plain KeyError/TypeError from the serializer for a malformed request.
+        # Only what DynamoDB or the network said is mapped (`_DRIVER_ERRORS`). Anything else
+        # is a bug: in dynaorm's serializer or parser hooks, or a malformed request (with
+        # botocore's parameter validation off that is a plain KeyError or TypeError), and
+        # it propagates unchanged instead of posing as a service error.
         # `_make_api_call` rather than `dispatch`: dispatch only adds the capacity parameter,
         # a uuid4 and two blinker signals dynaorm does not use (its observers replace them).
         started = time.perf_counter()
         try:
             response: dict[str, Any] = self._connection._make_api_call(operation, request)
-        except Exception as error:
+        except _DRIVER_ERRORS as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure, started)
             raise failure from error
@@ -282,6 +294,11 @@ class Transport:
                     # wrapper only takes over `Encoded` requests (dynaorm's own).
                     if not isinstance(client._serializer, FastSerializer):
                         client._serializer = FastSerializer(client._serializer)
+                    endpoint = client._endpoint
+                    if not isinstance(endpoint._response_parser_factory, _GuardedParsers):
+                        endpoint._response_parser_factory = _GuardedParsers(
+                            endpoint._response_parser_factory
+                        )
                     self._client = client
         return self._client
 
@@ -330,6 +347,42 @@ class Transport:
         """Stop calling an observer added with `add_observer`."""
         with self._listeners_lock:
             self._observers.remove(observer)
+
+
+class MalformedResponse(botocore.exceptions.BotoCoreError):  # type: ignore[misc, unused-ignore]
+    """An answer botocore's parser cannot read: not DynamoDB speaking (a proxy's error
+    page, a truncated or garbled body). Mapped like any transport failure."""
+
+    fmt = "the response could not be parsed ({error})"
+
+
+class _GuardedParsers:
+    """Wraps the endpoint's response-parser factory so that a parser failure is reported
+    as `MalformedResponse`, which `call` maps, instead of a bare AttributeError or
+    UnicodeDecodeError that it would have to take for a bug."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+
+    def create_parser(self, protocol: str) -> _GuardedParser:
+        return _GuardedParser(self._factory.create_parser(protocol))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory, name)
+
+
+class _GuardedParser:
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+
+    def parse(self, response: dict[str, Any], shape: Any) -> Any:
+        try:
+            return self._parser.parse(response, shape)
+        except Exception as error:
+            raise MalformedResponse(error=f"{type(error).__name__}: {error}") from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
 
 
 def reset_in_memory() -> None:

@@ -23,7 +23,7 @@ DynaormError
 ├── TransactionTooLarge        a unit of work exceeds 100 actions or 4 MB
 ├── UnitOfWorkClosed           a unit of work was used after commit, rollback or failure
 ├── InvalidCursor              a pagination cursor was tampered with or is foreign
-├── BatchIncomplete            a batch could not finish within the retry budget
+├── BatchIncomplete            a batch left requests undone: which, and why (per request)
 ├── MigrationError             the live table differs in a way `migrate` does not change
 └── CheckpointMismatch         a migrate checkpoint belongs to another table or schema
 ```
@@ -255,16 +255,44 @@ class InvalidCursor(DynaormError, ValueError):
 
 
 class BatchIncomplete(DynaormError):
-    """A batch could not finish within its retry budget.
+    """A batch finished with requests not done: what was done and what was not, and why.
 
-    `unprocessed` holds exactly the entities or keys that were not written or read.
+    `unprocessed` holds exactly the entities or keys (as given) that were not written or
+    read, in the order given, and `reasons[i]` is the `RequestError` that explains
+    `unprocessed[i]`: the error of its chunk's last attempt, or a `Throttled` when DynamoDB
+    handed it back unprocessed on every attempt. For `batch_write`, `written` holds every
+    other entity or key: `written` + `unprocessed` is everything submitted. For
+    `batch_get`, `items` holds the entities that were read, in key order; a key in
+    neither list was read and has no item. `operation` names the DynamoDB operation.
     """
 
     code = "batch-incomplete"
 
-    def __init__(self, message: str, *, unprocessed: list[Any]) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        unprocessed: list[Any],
+        reasons: list[Any] | None = None,
+        written: list[Any] | None = None,
+        items: list[Any] | None = None,
+        operation: str | None = None,
+    ) -> None:
+        names = {_entity_name(target) for target in unprocessed}
+        super().__init__(message, entity=", ".join(sorted(n for n in names if n)) or None)
         self.unprocessed = unprocessed
+        self.reasons = reasons if reasons is not None else [None] * len(unprocessed)
+        self.written = written if written is not None else []
+        self.items = items if items is not None else []
+        self.operation = operation
+
+
+def _entity_name(target: Any) -> str | None:
+    """The entity class name of an entity or a key, for messages and `.entity`."""
+    entity = getattr(target, "entity", None)
+    if isinstance(entity, type):  # a Key names its entity class
+        return entity.__name__
+    return type(target).__name__ if hasattr(type(target), "__dynaorm__") else None
 
 
 class MigrationError(DynaormError):

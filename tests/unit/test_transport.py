@@ -335,12 +335,54 @@ def test_botocore_client_uses_the_configuration(monkeypatch: pytest.MonkeyPatch)
     assert client.meta.config.retries["total_max_attempts"] == 6
 
 
-def test_malformed_request_raises_service_error_unvalidated(transport: Transport) -> None:
-    # With validation on, botocore would raise ParamValidationError before serializing.
-    with pytest.raises(ServiceError, match="ListTables") as caught:
+def test_malformed_request_propagates_unmapped(transport: Transport) -> None:
+    # With validation off, botocore's serializer fails with a plain KeyError: a request
+    # the caller built wrongly is a bug to fix, not an answer from DynamoDB.
+    with pytest.raises(KeyError) as caught:
         transport.call("ListTables", {"NotAMember": 1})
 
-    assert caught.value.aws_code == "KeyError"
+    assert not isinstance(caught.value, ServiceError)
+
+
+@pytest.mark.parametrize(
+    ("body", "cause"),
+    [(b"[1, 2]", AttributeError), (b"\xff\xfe", UnicodeDecodeError)],
+    ids=["json-array", "not-utf8"],
+)
+def test_an_answer_botocore_cannot_parse_is_a_malformed_response(
+    transport: Transport, table: str, body: bytes, cause: type[Exception]
+) -> None:
+    # Not DynamoDB speaking (a proxy's page, a garbled body): a failure of the transport,
+    # mapped, where a bug in dynaorm's own code would propagate.
+    inject(transport, 200, body)
+
+    with pytest.raises(ServiceError) as caught:
+        transport.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})
+
+    assert caught.value.aws_code == "MalformedResponse"
+    assert cause.__name__ in str(caught.value)
+    assert isinstance(caught.value.__cause__.__cause__, cause)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "bug",
+    [KeyError("Item"), TypeError("unhashable"), AssertionError("invariant")],
+    ids=lambda bug: type(bug).__name__,
+)
+def test_an_error_in_code_under_the_transport_propagates_unchanged(
+    transport: Transport, table: str, bug: Exception
+) -> None:
+    def broken(**_: Any) -> None:
+        raise bug
+
+    # Where dynaorm's own response parser runs: a bug there must not pose as DynamoDB's.
+    transport.botocore_client.meta.events.register_first("before-parse.dynamodb.GetItem", broken)
+
+    with pytest.raises(type(bug)) as caught:
+        transport.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})
+
+    assert caught.value is bug
+    transport.call("PutItem", put(table, "a"))  # other operations are unaffected
 
 
 # --- stats and listeners ------------------------------------------------------------------
