@@ -47,6 +47,9 @@ class RequestEvent:
 Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | None], None]
 """Called after every request with (operation, params sent, response, error)."""
 
+SendHook = Callable[[str, dict[str, Any], str | None, Callable[[], dict[str, Any]]], dict[str, Any]]
+"""Wraps each send: (operation, params, entity, send) -> the response `send()` returned."""
+
 # Reported after botocore has spent its retry budget on them.
 _THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
@@ -167,6 +170,7 @@ class Transport:
         self._observers: list[Callable[[RequestEvent], None]] = []
         self._listeners_lock = threading.Lock()
         self._stats = Stats()
+        self._send_hook: SendHook | None = None
 
     @classmethod
     def in_memory(cls, **options: Any) -> Transport:
@@ -230,8 +234,28 @@ class Transport:
     ) -> dict[str, Any]:
         """Send one request and return the response dict; errors become `RequestError`s.
 
-        `table`, `entity` and `key` only enrich error messages and attributes.
+        `table`, `entity` and `key` only enrich error messages and attributes. With a send
+        hook (telemetry), the whole send, botocore's retries included, runs inside it.
         """
+        hook = self._send_hook
+        if hook is None:
+            return self._send(operation, params, table, entity, key)
+        return hook(
+            operation, params, entity, lambda: self._send(operation, params, table, entity, key)
+        )
+
+    def set_send_hook(self, hook: SendHook | None) -> None:
+        """Run every request through `hook(operation, params, entity, send)`; None removes it."""
+        self._send_hook = hook
+
+    def _send(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        table: str | None,
+        entity: str | None,
+        key: Any,
+    ) -> dict[str, Any]:
         self._ensure_client()
         sent = Encoded(params)  # what listeners see: the request as dynaorm built it
         request = Encoded(sent)
