@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,7 @@ from dynaorm._transport import Transport, reset_in_memory
 from dynaorm.errors import ConditionFailed, ServiceError, Throttled
 from tests.unit.test_transport import _Body, aws_error, inject, put
 
+ROOT = Path(__file__).resolve().parents[2]
 THROTTLED = aws_error("ProvisionedThroughputExceededException", "slow down")
 
 
@@ -480,3 +483,28 @@ def test_without_opentelemetry_installed_the_callback_works_and_tracing_says_how
     )
     assert result.returncode == 0, result.stderr
     assert 'pip install "dynaorm[otel]"' in result.stdout
+
+
+def _block(text: str, marker: str) -> str:
+    """The fenced block right after an HTML comment marker in a docs page."""
+    match = re.search(rf"<!-- {marker} -->\n```\w+\n(.*?)```", text, re.S)
+    assert match is not None, marker
+    return match.group(1)
+
+
+def test_the_observability_page_example_runs() -> None:
+    page = (ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
+    program = _block(page, "example: observability")
+    expected = _block(page, "output: observability")
+
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
