@@ -23,6 +23,10 @@ from dynaorm._transport import _THROTTLING_CODES, _innermost, _tables_of
 from dynaorm.errors import ServiceError
 
 if TYPE_CHECKING:
+    # Type names only: at run time opentelemetry is imported once telemetry is turned on.
+    from opentelemetry.metrics import Meter, MeterProvider
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+
     from dynaorm._transport import Transport
 
 __all__ = ["TableCapacity", "Telemetry", "Usage"]
@@ -102,11 +106,11 @@ class Telemetry:
         *,
         tracing: bool = True,
         metrics: bool = True,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         on_usage: UsageCallback | None = None,
     ) -> None:
-        self._tracer: Any = None
+        self._tracer: Tracer | None = None
         self._instruments: _Instruments | None = None
         if tracing or metrics:
             version = _dynaorm_version()
@@ -126,7 +130,7 @@ class Telemetry:
 class _Instruments:
     """The OpenTelemetry instruments, created once per `Telemetry`."""
 
-    def __init__(self, meter: Any) -> None:
+    def __init__(self, meter: Meter) -> None:
         self.duration = meter.create_histogram(
             "db.client.operation.duration",
             unit="s",
@@ -234,8 +238,8 @@ class _Hook:
 
     @contextmanager
     def _span(
-        self, tracer: Any, operation: str, params: dict[str, Any], entity: str | None
-    ) -> Iterator[Any]:
+        self, tracer: Tracer | None, operation: str, params: dict[str, Any], entity: str | None
+    ) -> Iterator[Span | None]:
         if tracer is None:
             yield None
             return
@@ -272,7 +276,7 @@ class _Hook:
         response: dict[str, Any] | None,
         error: BaseException | None,
         state: _Attempts,
-        span: Any,
+        span: Span | None,
         duration: float,
     ) -> None:
         try:
@@ -322,7 +326,7 @@ def request_attributes(
 
 
 def _finish_span(
-    span: Any, usage: Usage, response: dict[str, Any] | None, state: _Attempts
+    span: Span, usage: Usage, response: dict[str, Any] | None, state: _Attempts
 ) -> None:
     from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
 

@@ -508,3 +508,41 @@ def test_the_observability_page_example_runs() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
+
+
+def test_unprocessed_batch_requests_are_counted_on_the_span(
+    traced: Transport, table: str, otel: Otel
+) -> None:
+    left = [{"PutRequest": {"Item": put(table, "b")["Item"]}}]
+    body = json.dumps({"UnprocessedItems": {table: left}}).encode()
+    inject(traced, 200, body)  # DynamoDB under load: 200, but one request left over
+    requests = [{"PutRequest": {"Item": put(table, pk)["Item"]}} for pk in "ab"]
+
+    response = traced.call("BatchWriteItem", {"RequestItems": {table: requests}})
+
+    assert response["UnprocessedItems"] == {table: left}
+    (span,) = otel.finished()
+    assert (span.attributes or {})["dynaorm.unprocessed"] == 1
+    assert span.status.status_code == StatusCode.UNSET
+
+
+def test_session_telemetry_true_uses_the_global_providers() -> None:
+    result = _run(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from dynaorm import Session
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        session = Session.in_memory(telemetry=True)
+        session.transport.call("ListTables", {})
+        print([span.name for span in exporter.get_finished_spans()])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "['ListTables']"
