@@ -86,38 +86,28 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._operations: dict[str, _Counters] = {}
+        self._operations: dict[str, dict[str, int | float]] = {}
 
     def record(self, operation: str, response: dict[str, Any] | None, failed: bool) -> None:
         """Count one request and add the capacity units its response reports."""
         units = _capacity_units(response) if response else 0.0
         with self._lock:
-            counters = self._operations.get(operation)
-            if counters is None:
-                counters = self._operations[operation] = _Counters()
-            counters.calls += 1
-            counters.errors += 1 if failed else 0
-            counters.capacity_units += units
+            counters = self._operations.setdefault(
+                operation, {"calls": 0, "errors": 0, "capacity_units": 0.0}
+            )
+            counters["calls"] += 1
+            counters["errors"] += 1 if failed else 0
+            counters["capacity_units"] += units
 
     def snapshot(self) -> dict[str, dict[str, int | float]]:
         """A copy: `{"PutItem": {"calls": 2, "errors": 0, "capacity_units": 2.0}, ...}`."""
         with self._lock:
-            return {name: counters.as_dict() for name, counters in self._operations.items()}
+            return {name: dict(counters) for name, counters in self._operations.items()}
 
     def reset(self) -> None:
         """Forget every counter."""
         with self._lock:
             self._operations.clear()
-
-
-@dataclass
-class _Counters:
-    calls: int = 0
-    errors: int = 0
-    capacity_units: float = 0.0
-
-    def as_dict(self) -> dict[str, int | float]:
-        return {"calls": self.calls, "errors": self.errors, "capacity_units": self.capacity_units}
 
 
 class Transport:
