@@ -97,8 +97,8 @@ class Telemetry:
     `tracing` and `metrics` use the OpenTelemetry API (the `otel` extra) with the given
     providers, or the global ones; `on_usage` is called after every request with its
     `Usage` and needs no OpenTelemetry at all (`Telemetry(tracing=False, metrics=False,
-    on_usage=...)`). A failing callback or exporter is logged, never raised: telemetry
-    must not turn a request that succeeded into an error.
+    on_usage=...)`). A failing callback is logged, never raised: telemetry must not turn
+    a request that succeeded into an error.
     """
 
     def __init__(
