@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -546,3 +547,42 @@ def test_session_telemetry_true_uses_the_global_providers() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "['ListTables']"
+
+
+def test_threads_sharing_a_transport_each_get_their_own_parent_and_attempts(
+    traced: Transport, table: str, otel: Otel, sleeps: list[float]
+) -> None:
+    def throttle_once_for_b(request: Any, **_: Any) -> Any:
+        # Thread "b"'s first attempt is throttled; everyone else goes through to moto.
+        if re.search(rb'"S": ?"b"', request.body) and not throttled_b:
+            throttled_b.append(1)
+            return AWSResponse(request.url, 400, {}, _Body(THROTTLED))
+        return None
+
+    throttled_b: list[int] = []
+    traced.botocore_client.meta.events.register_first("before-send.dynamodb.*", throttle_once_for_b)
+    tracer = otel.tracer_provider.get_tracer("app")
+    barrier = threading.Barrier(4)
+    parents: dict[str, int] = {}
+
+    def work(pk: str) -> None:
+        with tracer.start_as_current_span(f"job {pk}") as parent:
+            parents[pk] = parent.get_span_context().span_id
+            barrier.wait()
+            traced.call("PutItem", put(table, pk))
+
+    threads = [threading.Thread(target=work, args=(pk,)) for pk in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    requests = [s for s in otel.finished() if s.name.startswith("PutItem")]
+    assert len(requests) == 4
+    by_parent = {s.parent.span_id: s for s in requests if s.parent is not None}
+    assert set(by_parent) == set(parents.values())
+    attempts = {
+        pk: (by_parent[parents[pk]].attributes or {}).get("dynaorm.attempts", 1) for pk in parents
+    }
+    assert attempts == {"a": 1, "b": 2, "c": 1, "d": 1}
+    assert sorted(u.throttles for u in otel.usages) == [0, 0, 0, 1]
