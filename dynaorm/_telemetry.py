@@ -81,11 +81,11 @@ class Usage:
 
     @property
     def read_units(self) -> float:
-        return sum(entry.read_units for entry in self.capacity)
+        return sum((entry.read_units for entry in self.capacity), 0.0)
 
     @property
     def write_units(self) -> float:
-        return sum(entry.write_units for entry in self.capacity)
+        return sum((entry.write_units for entry in self.capacity), 0.0)
 
 
 UsageCallback = Callable[[Usage], None]

@@ -387,6 +387,14 @@ def test_a_failing_callback_is_logged_and_the_request_still_succeeds(
     assert transport.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})["Item"]
 
 
+def test_usage_of_a_request_without_capacity_is_zero_float_units() -> None:
+    usage = Usage("ListTables", (), throttles=0, attempts=1, duration=0.01, error_type=None)
+    assert (repr(usage.read_units), repr(usage.write_units)) == ("0.0", "0.0")
+    both = (TableCapacity("a", 0.5, 0.0), TableCapacity("b", 1.0, 2.0))
+    usage = Usage("BatchGetItem", both, throttles=0, attempts=1, duration=0.01, error_type=None)
+    assert (usage.read_units, usage.write_units) == (1.5, 2.0)
+
+
 def test_removing_the_hook_stops_telemetry(traced: Transport, table: str, otel: Otel) -> None:
     traced.set_send_hook(None)
     traced.call("PutItem", put(table, "a"))
