@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry import trace
@@ -315,6 +315,10 @@ def test_network_failure_records_the_driver_exception_name(
     (span,) = otel.finished()
     assert (span.attributes or {})["error.type"] == "EndpointConnectionError"
     assert span.status.status_code == StatusCode.ERROR
+    assert [dict(e.attributes or {}) for e in span.events] == [
+        {"error.type": "EndpointConnectionError", "dynaorm.attempt": n} for n in (1, 2)
+    ]
+    assert otel.usages[-1].throttles == 0  # a network fault is no throttle
 
 
 def test_batch_span_counts_operations_and_unprocessed_requests(
@@ -594,3 +598,30 @@ def test_threads_sharing_a_transport_each_get_their_own_parent_and_attempts(
     }
     assert attempts == {"a": 1, "b": 2, "c": 1, "d": 1}
     assert sorted(u.throttles for u in otel.usages) == [0, 0, 0, 1]
+
+
+def test_a_lost_response_retried_shows_in_the_span_of_the_request_that_landed(
+    traced: Transport, table: str, otel: Otel, sleeps: list[float]
+) -> None:
+    lost: list[int] = []
+
+    def lose_first_response(**_: Any) -> None:
+        # Registered after moto's handler: the write has landed when this raises.
+        if not lost:
+            lost.append(1)
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com/")
+
+    traced.botocore_client.meta.events.register_last(
+        "before-send.dynamodb.PutItem", lose_first_response
+    )
+
+    traced.call("PutItem", put(table, "a", title="once"))
+
+    (span,) = otel.finished()
+    assert span.status.status_code == StatusCode.UNSET
+    assert (span.attributes or {})["dynaorm.attempts"] == 2
+    assert [dict(e.attributes or {}) for e in span.events] == [
+        {"error.type": "ReadTimeoutError", "dynaorm.attempt": 1}
+    ]
+    item = traced.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})["Item"]
+    assert item["title"] == {"S": "once"}
