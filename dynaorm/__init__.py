@@ -9,6 +9,7 @@ from dynaorm._query import Page, Query, Scan
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._session import CollectionResult, Session
 from dynaorm._streams import StreamChange
+from dynaorm._telemetry import TableCapacity, Telemetry, Usage
 from dynaorm._transport import RequestEvent
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import Update
@@ -35,8 +36,11 @@ __all__ = [
     "Session",
     "StreamChange",
     "Table",
+    "TableCapacity",
+    "Telemetry",
     "UnitOfWork",
     "Update",
+    "Usage",
     "__version__",
     "errors",
     "schema_of",

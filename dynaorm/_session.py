@@ -18,6 +18,7 @@ from dynaorm._items import entity_from_item
 from dynaorm._query import Query, Scan
 from dynaorm._retry import send_transaction
 from dynaorm._schema import Collection, Index, Table
+from dynaorm._telemetry import Telemetry
 from dynaorm._transport import RequestEvent, Transport
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import key_condition_expression, projection_expression
@@ -80,7 +81,8 @@ class Session:
 
     Region, endpoint and credentials come from the arguments or the usual AWS
     environment; `table_prefix` (or `DYNAMODB_TABLE_PREFIX`) prefixes physical table
-    names; `cursor_secret` HMAC-signs pagination cursors.
+    names; `cursor_secret` HMAC-signs pagination cursors; `telemetry=True` (or a
+    `Telemetry`) traces and measures every request with OpenTelemetry.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Session:
         max_retry_attempts: int | None = None,
         batch_attempts: int = 8,
         on_request: Callable[[RequestEvent], None] | None = None,
+        telemetry: Telemetry | bool = False,
         transport: Transport | None = None,
     ) -> None:
         self._transport = transport or Transport(
@@ -110,6 +113,10 @@ class Session:
         self.cursor_secret = cursor_secret
         if on_request is not None:
             self._transport.add_observer(on_request)
+        if telemetry:
+            # Telemetry belongs to the transport: a transport shared by sessions is traced
+            # for all of them.
+            (Telemetry() if telemetry is True else telemetry).instrument(self._transport)
         self._batches = BatchRunner(self, attempts=batch_attempts)
 
     @classmethod

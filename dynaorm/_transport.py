@@ -56,6 +56,9 @@ _DRIVER_ERRORS = (
     PynamoDBException,
 )
 
+SendHook = Callable[[str, dict[str, Any], str | None, Callable[[], dict[str, Any]]], dict[str, Any]]
+"""Wraps each send: (operation, params, entity, send) -> the response `send()` returned."""
+
 # Reported after botocore has spent its retry budget on them.
 _THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
@@ -85,25 +88,28 @@ _MEMORY_CREDENTIAL = "testing"
 
 
 class Stats:
-    """Per-operation call, error and consumed-capacity counters; safe to share across threads."""
+    """Per-operation call, error and consumed-capacity counters; safe to share across threads.
+
+    Calls and errors are counts (int); capacity units are fractional (float).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._operations: dict[str, dict[str, float]] = {}
+        self._operations: dict[str, dict[str, int | float]] = {}
 
     def record(self, operation: str, response: dict[str, Any] | None, failed: bool) -> None:
         """Count one request and add the capacity units its response reports."""
         units = _capacity_units(response) if response else 0.0
         with self._lock:
             counters = self._operations.setdefault(
-                operation, {"calls": 0.0, "errors": 0.0, "capacity_units": 0.0}
+                operation, {"calls": 0, "errors": 0, "capacity_units": 0.0}
             )
             counters["calls"] += 1
             counters["errors"] += 1 if failed else 0
             counters["capacity_units"] += units
 
-    def snapshot(self) -> dict[str, dict[str, float]]:
-        """A copy: `{"PutItem": {"calls": 2.0, "errors": 0.0, "capacity_units": 2.0}, ...}`."""
+    def snapshot(self) -> dict[str, dict[str, int | float]]:
+        """A copy: `{"PutItem": {"calls": 2, "errors": 0, "capacity_units": 2.0}, ...}`."""
         with self._lock:
             return {name: dict(counters) for name, counters in self._operations.items()}
 
@@ -163,6 +169,7 @@ class Transport:
         self._observers: list[Callable[[RequestEvent], None]] = []
         self._listeners_lock = threading.Lock()
         self._stats = Stats()
+        self._send_hook: SendHook | None = None
 
     @classmethod
     def in_memory(cls, **options: Any) -> Transport:
@@ -229,8 +236,28 @@ class Transport:
         What DynamoDB or the network answered becomes a `RequestError`; any other
         exception (a bug, a malformed request) propagates unchanged.
 
-        `table`, `entity` and `key` only enrich error messages and attributes.
+        `table`, `entity` and `key` only enrich error messages and attributes. With a send
+        hook (telemetry), the whole send, botocore's retries included, runs inside it.
         """
+        hook = self._send_hook
+        if hook is None:
+            return self._send(operation, params, table, entity, key)
+        return hook(
+            operation, params, entity, lambda: self._send(operation, params, table, entity, key)
+        )
+
+    def set_send_hook(self, hook: SendHook | None) -> None:
+        """Run every request through `hook(operation, params, entity, send)`; None removes it."""
+        self._send_hook = hook
+
+    def _send(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        table: str | None,
+        entity: str | None,
+        key: Any,
+    ) -> dict[str, Any]:
         self._ensure_client()
         sent = Encoded(params)  # what listeners see: the request as dynaorm built it
         request = Encoded(sent)
