@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from dynaorm._compiler import CompiledIndex, CompiledSchema, Gsi
 from dynaorm._keys import KeyTemplate
 from dynaorm._lock import LockedIndex, lock_entry
-from dynaorm._placement import LockConflict, normal_projection
+from dynaorm._placement import normal_projection
 from dynaorm._schema import Projection
 
 __all__ = [
@@ -214,28 +215,32 @@ def _where(placed: CompiledIndex) -> str:
     return f"{placed.gsi} ({placed.pk_attribute}, {placed.sk_attribute}, {shown})"
 
 
-def lock_drift(
-    schema: CompiledSchema,
-    lock: Mapping[str, LockedIndex],
-    conflicts: Sequence[LockConflict] = (),
-) -> list[str]:
-    """Per index, how the declarations differ from the lock: `+` new, `!` moved, `-` gone.
-
-    `conflicts` are the lock entries the compiler could not honour (see
-    `compile_table(..., conflicts=)`); `schema` places those indexes by their declarations.
-    """
+def lock_drift(schema: CompiledSchema, lock: Mapping[str, LockedIndex]) -> list[str]:
+    """Per index, how the schema's placement differs from the lock: `+` new, `!` moved
+    (or projecting otherwise), `-` no longer declared."""
     placed = _placed_indexes(schema)
-    lines = [f"! {conflict.message()}" for conflict in conflicts]
-    lines += [
-        f"+ {name} -> {_where(p)}: new, not in the lock"
-        for name, p in sorted(placed.items())
-        if name not in lock
-    ]
+    lines: list[str] = []
+    for name, p in sorted(placed.items()):
+        locked = lock.get(name)
+        if locked is None:
+            lines.append(f"+ {name} -> {_where(p)}: new, not in the lock")
+        elif _normal(locked) != _normal(
+            LockedIndex(p.gsi, p.pk_attribute, p.sk_attribute, p.index.projection)
+        ):
+            why = {"pinned": "pinned with gsi=", "rule": "by the placement rule"}.get(p.source)
+            lines.append(
+                f"! {name}: the lock places it on {locked.describe()}, the schema on "
+                f"{_where(p)} ({why})"
+            )
     lines += [
         f"- {name} is in the lock on {lock[name].gsi} but no longer declared"
         for name in sorted(set(lock) - set(placed))
     ]
     return lines
+
+
+def _normal(locked: LockedIndex) -> LockedIndex:
+    return dataclasses.replace(locked, projection=normal_projection(locked.projection))
 
 
 def index_drift(schema: CompiledSchema, live: Mapping[str, Any]) -> list[str]:

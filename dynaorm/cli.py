@@ -107,7 +107,7 @@ def _write_lock(table: Table, given: str | bool, *, force: bool) -> tuple[str, i
     existing = _existing_lock(table, path)
     conflicts: list[LockConflict] = []
     schema = compile_table(table, lock=existing, conflicts=conflicts)
-    changes = lock_drift(schema, existing, conflicts)
+    changes = lock_drift(schema, existing)
     if conflicts and not force:
         return "\n".join(
             [
@@ -185,13 +185,14 @@ def _diff_command(args: argparse.Namespace) -> tuple[str, int]:
     table = load_table(args.table)
     path = _lock_path(table, args.lock)
     lock = read_lock(path).get(table.name, {}) if path is not None else None
-    conflicts: list[LockConflict] = []
-    schema = compile_table(table, lock=lock, conflicts=conflicts)
+    # The placement the application gets: the rule and pins, plus the table's own lock
+    # where it can be honoured (a contradicted entry shows up below rather than raising).
+    schema = compile_table(table, conflicts=[])
     session = _session(args)
     with contextlib.closing(session.transport):
         live = describe_live(session, table)
     diff = diff_table(schema, live)
-    placement = lock_drift(schema, lock, conflicts) if lock is not None else []
+    placement = lock_drift(schema, lock) if lock is not None else []
     placement += index_drift(schema, live.description)
     if diff.in_sync and not placement:
         return "\n".join(diff_lines(diff)), 0
