@@ -10,7 +10,7 @@ import pytest
 
 from dynaorm import Entity, Index, Table, schema_of
 from dynaorm._compiler import compile_table
-from dynaorm._ddl import lock_entries
+from dynaorm._ddl import index_drift, lock_drift, lock_entries
 from dynaorm._lock import LockedIndex, read_lock, write_lock
 from dynaorm._placement import LockConflict
 from dynaorm.errors import DefinitionError, SchemaLockError
@@ -259,3 +259,40 @@ def test_include_projections_are_compared_as_sets(tmp_path: Path) -> None:
         by_id = Index(pk="I#{id}", projection=("a", "b"))
 
     assert _placed(relocked) == _placed(table)
+
+
+def test_lock_drift_names_new_moved_and_removed_indexes() -> None:
+    schema = schema_of(_shop(None, "by_code"))
+    lock = {
+        "Product.by_name": LockedIndex("GSI2", "GSI2PK", "GSI2SK", "ALL"),
+        "Product.by_sku": LockedIndex("GSI3", "GSI3PK", "GSI3SK", "ALL"),
+        "Product.by_gone": LockedIndex("GSI4", "GSI4PK", "GSI4SK", "KEYS_ONLY"),
+    }
+    assert lock_drift(schema, lock) == [
+        "+ Product.by_code -> GSI1 (GSI1PK, GSI1SK, ALL): new, not in the lock",
+        "- Product.by_gone is in the lock on GSI4 but no longer declared",
+    ]
+    lock["Product.by_sku"] = LockedIndex("GSI3", "GSI3PK", "GSI3SK", ("a",))
+    assert lock_drift(schema, lock)[1] == (
+        "! Product.by_sku: the lock places it on GSI3 (GSI3PK, GSI3SK, INCLUDE ['a']), the "
+        "schema on GSI3 (GSI3PK, GSI3SK, ALL) (by the placement rule)"
+    )
+
+
+def test_index_drift_reads_each_live_gsi_as_its_indexes_need_it() -> None:
+    schema = schema_of(_shop(None, "by_code"))
+
+    def gsi(name: str, pk: str, projection: str) -> dict[str, Any]:
+        keys = [{"AttributeName": pk, "KeyType": "HASH"},
+                {"AttributeName": f"{name}SK", "KeyType": "RANGE"}]  # fmt: skip
+        return {"IndexName": name, "KeySchema": keys, "Projection": {"ProjectionType": projection}}
+
+    live = {
+        "TableName": "shop",
+        "GlobalSecondaryIndexes": [gsi("GSI1", "GSI1PK", "ALL"), gsi("GSI2", "Other", "ALL")],
+    }
+    assert index_drift(schema, live) == [
+        "! Product.by_name -> GSI2 (GSI2PK, GSI2SK, ALL): shop's GSI2 is keyed on (Other, GSI2SK)",
+        "+ Product.by_sku -> GSI3 (GSI3PK, GSI3SK, ALL): shop has no GSI3; migrate creates it "
+        "and backfills the index's items",
+    ]
