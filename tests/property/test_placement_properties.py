@@ -2,13 +2,14 @@
 
 Entities are built with `types.new_class` from generated specs, in a shuffled order, with
 their Index lines in a shuffled order and with unrelated entities mixed in; the placement
-of the specified entities must come out the same every time.
+of the specified entities must come out the same every time. With a schema lock, adding
+indexes to the entities must not move any locked one either.
 """
 
 from __future__ import annotations
 
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
@@ -17,6 +18,8 @@ from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from dynaorm import Entity, Index, Table, schema_of
+from dynaorm._compiler import compile_table
+from dynaorm._lock import LockedIndex
 from dynaorm._placement import auto_gsi_name
 from dynaorm._schema import Projection
 from dynaorm.errors import DefinitionError
@@ -86,13 +89,16 @@ def _define(table: Table, spec: EntitySpec, index_order: Sequence[int]) -> None:
 
 
 def _placement(
-    specs: Sequence[EntitySpec], order: Sequence[int], index_orders: Sequence[Sequence[int]]
+    specs: Sequence[EntitySpec],
+    order: Sequence[int],
+    index_orders: Sequence[Sequence[int]],
+    lock: Mapping[str, LockedIndex] | None = None,
 ) -> dict[tuple[str, str], tuple[str, str, str]]:
     table = Table(f"placement{next(_tables)}")
     for position in order:
         _define(table, specs[position], index_orders[position])
     try:
-        schema = schema_of(table)
+        schema = schema_of(table) if lock is None else compile_table(table, lock=lock)
     except DefinitionError as e:
         if "GSIs; DynamoDB allows" in e.message:
             reject()  # more GSIs than a table may have: not a placement question
@@ -139,3 +145,48 @@ def test_renaming_an_unrelated_entity_moves_nothing(
     assert {k: v for k, v in after.items() if k[0].startswith("E")} == {
         k: v for k, v in before.items() if k[0].startswith("E")
     }
+
+
+# New names sort before, between and after the existing ones: by the rule alone the
+# earlier-sorting ones would push existing indexes of their entity up.
+_NEW_INDEX = st.builds(
+    IndexSpec,
+    st.sampled_from(("a_new", "by_0", "by_bb", "m_new", "zz_new")),
+    st.sampled_from(("ALL", "ALL", "KEYS_ONLY")),
+    st.just(False),
+)
+
+
+def _with_index(spec: EntitySpec, extra: IndexSpec) -> EntitySpec:
+    if any(index.name == extra.name for index in spec.indexes):
+        return spec
+    return EntitySpec(spec.name, (*spec.indexes, extra))
+
+
+@settings(max_examples=40)
+@given(
+    st.data(),
+    _entities("E", pins=True).filter(bool),
+    st.lists(st.tuples(st.integers(0, 3), _NEW_INDEX), min_size=1, max_size=3),
+)
+def test_a_lock_keeps_every_locked_index_when_indexes_are_added(
+    data: st.DataObject, specs: list[EntitySpec], additions: list[tuple[int, IndexSpec]]
+) -> None:
+    identity = [list(range(len(s.indexes))) for s in specs]
+    before = _placement(specs, range(len(specs)), identity)
+    lock = {
+        f"{entity}.{index}": LockedIndex(gsi, pk, sk, _projection(specs, entity, index))
+        for (entity, index), (gsi, pk, sk) in before.items()
+    }
+    grown = list(specs)
+    for position, index in additions:
+        target = position % len(grown)
+        grown[target] = _with_index(grown[target], index)
+    order, index_orders = data.draw(_shuffles(grown))
+    after = _placement(grown, order, index_orders, lock=lock)
+    assert {key: after[key] for key in before} == before
+
+
+def _projection(specs: Sequence[EntitySpec], entity: str, index: str) -> Projection:
+    spec = next(s for s in specs if s.name == entity)
+    return next(i.projection for i in spec.indexes if i.name == index)
