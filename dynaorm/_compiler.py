@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from dynaorm._bounds import KeyCondition
 from dynaorm._keys import KeyTemplate
+from dynaorm._lock import LockedIndex, table_lock
 from dynaorm._overlap import example_key, prefix_overlaps, templates_overlap
+from dynaorm._placement import LockConflict, Source, place_indexes
 from dynaorm._schema import Projection, Table
 from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError
 
@@ -38,6 +41,8 @@ class CompiledIndex:
     sk_attribute: str
     # The sort value written when the index declares no `sk`: the entity's type name.
     static_sk: str | None
+    # What decided the GSI: the placement rule, a `gsi=` pin or the schema lock.
+    source: Source = "rule"
 
     @property
     def entity_name(self) -> str:
@@ -240,12 +245,23 @@ def schema_of(table: Table) -> CompiledSchema:
     return compiled
 
 
-def compile_table(table: Table) -> CompiledSchema:
-    """Validate every entity of `table` together and place their indexes on GSIs."""
+def compile_table(
+    table: Table,
+    *,
+    lock: Mapping[str, LockedIndex] | Literal["table"] | None = "table",
+    conflicts: list[LockConflict] | None = None,
+) -> CompiledSchema:
+    """Validate every entity of `table` together and place their indexes on GSIs.
+
+    `lock`: the schema lock entries to honour; by default those of the file the table
+    declares with `lock=`, None for none. `conflicts` collects lock entries that cannot be
+    honoured instead of raising (their indexes are placed by their declarations).
+    """
     infos = [e.__dynaorm__ for e in table.entities]
     _check_type_names(table, infos)
     _check_collisions(infos)
-    placements = _assign_gsis(table, infos)
+    entries = table_lock(table) if lock == "table" else lock
+    placements = _assign_gsis(table, infos, entries, conflicts)
     gsis = _build_gsis(table, placements)
     entities = {}
     for info in infos:
@@ -307,101 +323,66 @@ def _primary_neighbours(info: EntityInfo, infos: list[EntityInfo]) -> frozenset[
     )
 
 
-def _assign_gsis(table: Table, infos: list[EntityInfo]) -> list[CompiledIndex]:
-    """Place indexes on as few GSIs as possible.
+def _assign_gsis(
+    table: Table,
+    infos: list[EntityInfo],
+    lock: Mapping[str, LockedIndex] | None,
+    conflicts: list[LockConflict] | None,
+) -> list[CompiledIndex]:
+    """Place every index (see `dynaorm._placement` for the rule).
 
-    Two indexes of one entity can never share a GSI (an item has one `GSI1PK`), but
-    indexes of different entities can: that is GSI overloading. So the minimum is the
-    largest number of indexes on one entity, which the greedy lowest-free-slot choice
-    reaches; a shared GSI also needs the same projection.
+    Lock entries the declarations cannot honour raise `SchemaLockError`, unless the
+    caller collects them in `conflicts` (diff and `--lock --force` report them instead).
     """
-    pinned = {
-        index.gsi for info in infos for index in info.indexes.values() if index.gsi is not None
-    }
-    auto_names = (f"{table.gsi_prefix}{n}" for n in range(1, 1000))
-    auto: list[str] = []
-    projections: dict[str, Projection] = {}
-    users: dict[str, set[str]] = {}
-    placements: list[CompiledIndex] = []
-    for info in infos:
-        for index in info.indexes.values():
-            gsi = index.gsi or _free_gsi(info, index, auto, projections, users)
-            if gsi is None:
-                gsi = next(name for name in auto_names if name not in pinned)
-                auto.append(gsi)
-            _claim(info, index, gsi, projections, users)
-            placements.append(
-                CompiledIndex(
-                    index=index,
-                    gsi=gsi,
-                    pk_attribute=f"{gsi}PK",
-                    sk_attribute=f"{gsi}SK",
-                    static_sk=info.name if index.sk is None else None,
-                )
-            )
-    if len(projections) > MAX_GSIS:
+    placed, refused = place_indexes(table, infos, lock)
+    if refused and conflicts is None:
+        raise refused[0].error(table.lock)
+    if conflicts is not None:
+        conflicts.extend(refused)
+    gsis = {p.gsi for p in placed}
+    if len(gsis) > MAX_GSIS:
         raise DefinitionError(
-            f"Table {table.name!r} needs {len(projections)} GSIs; DynamoDB allows "
+            f"Table {table.name!r} needs {len(gsis)} GSIs; DynamoDB allows "
             f"{MAX_GSIS}. Pin related indexes to shared GSIs with gsi=",
         )
-    return placements
-
-
-def _free_gsi(
-    info: EntityInfo,
-    index: EntityIndex,
-    auto: list[str],
-    projections: dict[str, Projection],
-    users: dict[str, set[str]],
-) -> str | None:
-    for gsi in auto:
-        if info.name not in users[gsi] and projections[gsi] == index.projection:
-            return gsi
-    return None
-
-
-def _claim(
-    info: EntityInfo,
-    index: EntityIndex,
-    gsi: str,
-    projections: dict[str, Projection],
-    users: dict[str, set[str]],
-) -> None:
-    holders = users.setdefault(gsi, set())
-    if info.name in holders:
-        raise DefinitionError(
-            f"{info.name}.{index.name} is pinned to {gsi}, which another index of "
-            f"{info.name} already uses; an item holds one key per GSI",
-            entity=info.name,
-            field=index.name,
+    return [
+        CompiledIndex(
+            index=p.index,
+            gsi=p.gsi,
+            pk_attribute=f"{p.gsi}PK",
+            sk_attribute=f"{p.gsi}SK",
+            static_sk=p.info.name if p.index.sk is None else None,
+            source=p.source,
         )
-    current = projections.get(gsi)
-    if current is not None and current != index.projection:
-        raise DefinitionError(
-            f"{info.name}.{index.name} wants projection {index.projection!r} on {gsi}, "
-            f"which already projects {current!r}; one GSI has one projection",
-            entity=info.name,
-            field=index.name,
-        )
-    holders.add(info.name)
-    projections[gsi] = index.projection
+        for p in placed
+    ]
+
+
+def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting GSI2 before GSI10."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)
+    )
 
 
 def _build_gsis(table: Table, placements: list[CompiledIndex]) -> tuple[Gsi, ...]:
-    names: list[str] = []
-    for placed in placements:
-        if placed.gsi not in names:
-            names.append(placed.gsi)
-    return tuple(
-        Gsi(
-            name=name,
-            pk_attribute=f"{name}PK",
-            sk_attribute=f"{name}SK",
-            projection=next(p.index.projection for p in placements if p.gsi == name),
-            indexes=tuple(p for p in placements if p.gsi == name),
+    """The physical GSIs, in name order so CreateTable never depends on definition order."""
+    names = sorted({p.gsi for p in placements}, key=_natural)
+    gsis = []
+    for name in names:
+        on_it = sorted(
+            (p for p in placements if p.gsi == name), key=lambda p: (p.entity_name, p.index.name)
         )
-        for name in names
-    )
+        gsis.append(
+            Gsi(
+                name=name,
+                pk_attribute=f"{name}PK",
+                sk_attribute=f"{name}SK",
+                projection=on_it[0].index.projection,
+                indexes=tuple(on_it),
+            )
+        )
+    return tuple(gsis)
 
 
 def _index_neighbours(gsis: tuple[Gsi, ...]) -> dict[tuple[str, str], frozenset[str]]:

@@ -1,8 +1,9 @@
 """The `dynaorm` command.
 
-`dynaorm schema module:table` prints access patterns or the table definition;
-`dynaorm diff module:table` compares the schema with the live table; `dynaorm migrate
-module:table` creates missing GSIs, enables TTL and backfills derived keys.
+`dynaorm schema module:table` prints access patterns or the table definition, and with
+--lock writes the schema lock that freezes each index's GSI; `dynaorm diff module:table`
+compares the schema with the lock and the live table; `dynaorm migrate module:table`
+creates missing GSIs, enables TTL and backfills derived keys.
 """
 
 from __future__ import annotations
@@ -18,8 +19,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dynaorm._backfill import BackfillCounts, ProgressCallback
-from dynaorm._compiler import schema_of
-from dynaorm._ddl import access_patterns, cloudformation_resource, create_table_request
+from dynaorm._compiler import compile_table, schema_of
+from dynaorm._ddl import (
+    access_patterns,
+    cloudformation_resource,
+    create_table_request,
+    index_drift,
+    lock_drift,
+    lock_entries,
+)
+from dynaorm._lock import LockedIndex, read_lock, write_lock
 from dynaorm._migrate import (
     MigrationReport,
     TableDiff,
@@ -27,6 +36,7 @@ from dynaorm._migrate import (
     diff_table,
     migrate,
 )
+from dynaorm._placement import LockConflict
 from dynaorm._schema import Table
 from dynaorm._session import Session
 from dynaorm.errors import DynaormError
@@ -61,8 +71,10 @@ def _render_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _schema_command(args: argparse.Namespace) -> str:
+def _schema_command(args: argparse.Namespace) -> str | tuple[str, int]:
     table = load_table(args.table)
+    if args.lock is not None:
+        return _write_lock(table, args.lock, force=args.force)
     schema = schema_of(table)
     name = args.table_name or table.name
     if args.format == "json":
@@ -72,6 +84,47 @@ def _schema_command(args: argparse.Namespace) -> str:
     if args.format == "create-table":
         return json.dumps(create_table_request(schema, name), indent=2)
     return _render_table(access_patterns(schema))
+
+
+def _lock_path(table: Table, given: str | bool | None) -> Path | None:
+    """The lock a command works on: the path given, else the one the table declares."""
+    if isinstance(given, str):
+        return Path(given)
+    return table.lock
+
+
+def _existing_lock(table: Table, path: Path) -> dict[str, LockedIndex]:
+    return read_lock(path).get(table.name, {}) if path.exists() else {}
+
+
+def _write_lock(table: Table, given: str | bool, *, force: bool) -> tuple[str, int]:
+    path = _lock_path(table, given)
+    if path is None:
+        raise SystemExit(
+            f"dynaorm: --lock needs a path (--lock dynaorm.lock.json) when Table "
+            f"{table.name!r} declares no lock="
+        )
+    existing = _existing_lock(table, path)
+    conflicts: list[LockConflict] = []
+    schema = compile_table(table, lock=existing, conflicts=conflicts)
+    changes = lock_drift(schema, existing)
+    if conflicts and not force:
+        return "\n".join(
+            [
+                *changes,
+                f"{path} is unchanged: pass --force to move these indexes, then run "
+                "`dynaorm migrate` to backfill their new GSIs",
+            ]
+        ), 1
+    entries = lock_entries(schema)
+    write_lock(path, table.name, entries)
+    lines = [f"wrote {path}: {len(entries)} indexes of table {table.name}", *changes]
+    if table.lock is None or table.lock.resolve() != path.resolve():
+        lines.append(
+            f"note: Table({table.name!r}) does not declare lock={str(path)!r}; the "
+            "compiler honours a lock only when the table declares it"
+        )
+    return "\n".join(lines), 0
 
 
 # -- diff and migrate --------------------------------------------------------------------
@@ -130,10 +183,21 @@ def summary_lines(report: MigrationReport) -> list[str]:
 
 def _diff_command(args: argparse.Namespace) -> tuple[str, int]:
     table = load_table(args.table)
+    path = _lock_path(table, args.lock)
+    lock = read_lock(path).get(table.name, {}) if path is not None else None
+    # The placement the application gets: the rule and pins, plus the table's own lock
+    # where it can be honoured (a contradicted entry shows up below rather than raising).
+    schema = compile_table(table, conflicts=[])
     session = _session(args)
     with contextlib.closing(session.transport):
-        diff = diff_table(schema_of(table), describe_live(session, table))
-    return "\n".join(diff_lines(diff)), 0 if diff.in_sync else EXIT_PENDING
+        live = describe_live(session, table)
+    diff = diff_table(schema, live)
+    placement = lock_drift(schema, lock) if lock is not None else []
+    placement += index_drift(schema, live.description)
+    if diff.in_sync and not placement:
+        return "\n".join(diff_lines(diff)), 0
+    lines = diff_lines(diff) if not diff.in_sync else []
+    return "\n".join(lines + placement), EXIT_PENDING
 
 
 def _migrate_command(args: argparse.Namespace) -> tuple[str, int]:
@@ -255,6 +319,9 @@ def _add_diff_and_migrate(commands: Any) -> None:
         help="compare the schema with the live table (exit 2 on differences)",
     )
     diff.add_argument("table", help="the Table to compare, as module:attribute")
+    diff.add_argument(
+        "--lock", metavar="PATH", help="the schema lock to compare with (default: the table's)"
+    )
     _add_connection_options(diff)
     diff.set_defaults(handler=_diff_command)
     run = commands.add_parser(
@@ -288,6 +355,18 @@ def _parser() -> argparse.ArgumentParser:
         help="access-pattern table (default), its JSON, or the table definition",
     )
     schema.add_argument("--table-name", help="physical table name (default: the declared name)")
+    schema.add_argument(
+        "--lock",
+        nargs="?",
+        const=True,
+        metavar="PATH",
+        help="write the schema lock (default path: the table's lock=) instead of printing",
+    )
+    schema.add_argument(
+        "--force",
+        action="store_true",
+        help="with --lock: accept indexes whose declarations moved them off their locked GSI",
+    )
     schema.set_defaults(handler=_schema_command)
     _add_diff_and_migrate(commands)
     return parser

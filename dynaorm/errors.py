@@ -4,7 +4,8 @@
 DynaormError
 ├── DefinitionError            a class, template, index or table declaration is invalid
 │   ├── KeyTemplateError       a key template is malformed or names an unusable field
-│   └── KeyCollisionError      two entities' primary keys could be equal
+│   ├── KeyCollisionError      two entities' primary keys could be equal
+│   └── SchemaLockError        the schema lock is unreadable or disagrees with the classes
 ├── UnknownFieldError          a field path names no field (also an AttributeError)
 ├── KeyEncodingError           a slot value cannot be encoded, or a key breaks a limit
 │   └── KeyDecodingError       a stored key does not match its template
@@ -53,6 +54,7 @@ __all__ = [
     "KeyTemplateError",
     "MigrationError",
     "RequestError",
+    "SchemaLockError",
     "ServiceError",
     "TableNotFound",
     "Throttled",
@@ -113,6 +115,13 @@ class KeyCollisionError(DefinitionError):
         super().__init__(message, entity=entities[0], key=example)
         self.entities = entities
         self.example = example
+
+
+class SchemaLockError(DefinitionError):
+    """The schema lock is missing or unreadable, or places an index elsewhere than its
+    declaration (a pin, a projection) allows."""
+
+    code = "schema-lock"
 
 
 class UnknownFieldError(DynaormError, AttributeError):
