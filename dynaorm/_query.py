@@ -251,9 +251,11 @@ class Query(Generic[E]):
         """The number of matching items (Select=COUNT, summed over pages)."""
         total = 0
         key: Mapping[str, Any] | None = None
+        # Built without the projection: its names would be left unused in the request,
+        # which DynamoDB refuses.
+        counted = dataclasses.replace(self, projection=None)
         while True:
-            request = self.to_request(exclusive_start_key=key)
-            request.pop("ProjectionExpression", None)
+            request = counted.to_request(exclusive_start_key=key)
             request["Select"] = "COUNT"
             response = self.session._call("Query", request, entity=self.entity)
             total += int(response.get("Count", 0))
