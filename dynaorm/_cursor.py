@@ -1,4 +1,8 @@
-"""Opaque pagination cursors: LastEvaluatedKey plus a query fingerprint, optionally signed."""
+"""Pagination cursors: LastEvaluatedKey plus a query fingerprint, HMAC-signed with a secret.
+
+The payload is readable JSON (the key values are not hidden): only a signed cursor is
+tamper-proof. `Query.page` binds an unsigned cursor's key to the query's range.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ def _unb64(text: str) -> bytes:
 def encode_cursor(
     last_evaluated_key: Mapping[str, Any], query_fingerprint: str, secret: bytes | None
 ) -> str:
-    """An opaque URL-safe string; HMAC-signed when the session has a cursor secret."""
+    """A URL-safe string (readable, not encrypted); HMAC-signed when a secret is given."""
     payload = json.dumps(
         {"v": _VERSION, "q": query_fingerprint, "k": last_evaluated_key},
         separators=(",", ":"),

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from dynaorm._bounds import key_matches
 from dynaorm._compiler import QueryPlan, schema_of
 from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint
 from dynaorm._entity import Entity, EntityIndex
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._update import key_condition_expression, projection_expression
-from dynaorm.errors import ExpressionError, InvalidCursor
+from dynaorm.errors import ExpressionError, InvalidCursor, KeyDecodingError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -288,8 +289,7 @@ class Query(Generic[E]):
         start = None
         if cursor is not None:
             start = decode_cursor(cursor, qfp, secret)
-            if start.get(plan.pk_attribute) != {"S": plan.pk_value}:
-                raise InvalidCursor("the cursor points into another partition")
+            self._check_start(start, plan)
         results: list[E] = []
         last_item: dict[str, Any] | None = None
         more = False
@@ -307,6 +307,38 @@ class Query(Generic[E]):
         if not more or last_item is None:
             return Page(results, None)
         return Page(results, encode_cursor(self._key_of(last_item, plan), qfp, secret))
+
+    def _check_start(self, start: Mapping[str, Any], plan: QueryPlan) -> None:
+        """Bind a cursor's key to this query's exact range.
+
+        An unsigned cursor is readable and editable JSON: refuse any key this query could
+        not have returned (another partition, outside the sort-key condition, or a key no
+        item of this entity can have), so an edit can at most move within the range.
+        """
+        table = self.entity.__dynaorm__.table
+        names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
+        values = {name: value.get("S") for name, value in start.items() if isinstance(value, dict)}
+        if set(start) != names or not all(
+            isinstance(values.get(name), str) and len(start[name]) == 1 for name in names
+        ):
+            raise InvalidCursor(
+                f"the cursor's key holds {sorted(start)}; a {plan.entity.__name__} query "
+                f"resumes from string attributes {sorted(names)}"
+            )
+        if values[plan.pk_attribute] != plan.pk_value:
+            raise InvalidCursor("the cursor points into another partition")
+        sort = values[plan.sk_attribute]
+        if plan.sk_condition is not None and not key_matches(plan.sk_condition, sort):
+            raise InvalidCursor(f"the cursor's sort key {sort!r} is outside this query's key range")
+        info = self.entity.__dynaorm__
+        target = self.target
+        try:
+            info.pk.decode(values[table.partition_key])
+            info.sk.decode(values[table.sort_key])
+            if isinstance(target, EntityIndex) and target.sk is not None:
+                target.sk.decode(sort)
+        except KeyDecodingError as e:
+            raise InvalidCursor(f"the cursor's key is not a {info.name} key: {e.message}") from None
 
     def _key_of(self, item: Mapping[str, Any], plan: QueryPlan) -> dict[str, Any]:
         """The ExclusiveStartKey that resumes right after `item`."""
