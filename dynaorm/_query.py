@@ -317,10 +317,12 @@ class Query(Generic[E]):
         """
         table = self.entity.__dynaorm__.table
         names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
-        values = {name: value.get("S") for name, value in start.items() if isinstance(value, dict)}
-        if set(start) != names or not all(
-            isinstance(values.get(name), str) and len(start[name]) == 1 for name in names
-        ):
+        values: dict[str, str] = {
+            name: value["S"]
+            for name, value in start.items()
+            if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S"), str)
+        }
+        if set(start) != names or set(values) != names:
             raise InvalidCursor(
                 f"the cursor's key holds {sorted(start)}; a {plan.entity.__name__} query "
                 f"resumes from string attributes {sorted(names)}"
