@@ -19,10 +19,16 @@ __all__ = [
 ]
 
 
-def _projection(projection: Projection) -> dict[str, Any]:
-    if isinstance(projection, tuple):
-        return {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(projection)}
-    return {"ProjectionType": projection}
+def _projection(projection: Projection, type_attribute: str) -> dict[str, Any]:
+    """Every GSI dynaorm creates projects the type attribute: queries filter on it where
+    entities share an index, and decoding dispatches on it. So KEYS_ONLY is created as
+    INCLUDE of the type attribute alone (DynamoDB has no KEYS_ONLY-plus-one)."""
+    if projection == "ALL":
+        return {"ProjectionType": "ALL"}
+    included = list(projection) if isinstance(projection, tuple) else []
+    if type_attribute not in included:
+        included.append(type_attribute)
+    return {"ProjectionType": "INCLUDE", "NonKeyAttributes": included}
 
 
 def _key_schema(partition: str, sort: str) -> list[dict[str, str]]:
@@ -36,7 +42,7 @@ def _gsi_definition(schema: CompiledSchema, gsi: Gsi) -> dict[str, Any]:
     definition: dict[str, Any] = {
         "IndexName": gsi.name,
         "KeySchema": _key_schema(gsi.pk_attribute, gsi.sk_attribute),
-        "Projection": _projection(gsi.projection),
+        "Projection": _projection(gsi.projection, schema.table.type_attribute),
     }
     table = schema.table
     if table.billing_mode == "PROVISIONED":
@@ -114,7 +120,7 @@ def describe_drift(schema: CompiledSchema, live: dict[str, Any]) -> list[str]:
                 f"GSI {gsi.name} has key {keys}, the schema wants "
                 f"{{'HASH': {gsi.pk_attribute!r}, 'RANGE': {gsi.sk_attribute!r}}}"
             )
-        wanted = _projection(gsi.projection)
+        wanted = _projection(gsi.projection, table.type_attribute)
         have = dict(found.get("Projection", {}))
         if "NonKeyAttributes" in have:
             have["NonKeyAttributes"] = sorted(have["NonKeyAttributes"])

@@ -13,9 +13,15 @@ from dynaorm._bounds import key_matches
 from dynaorm._compiler import QueryPlan, schema_of
 from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint
-from dynaorm._entity import Entity, EntityIndex
+from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
-from dynaorm._update import key_condition_expression, projection_expression
+from dynaorm._index_reads import (
+    check_entities_readable,
+    key_field_attributes,
+    key_from_item,
+    sendable_paths,
+)
+from dynaorm._update import as_path, key_condition_expression, projection_expression
 from dynaorm.errors import ExpressionError, InvalidCursor, KeyDecodingError
 
 if TYPE_CHECKING:
@@ -138,6 +144,14 @@ class Query(Generic[E]):
     # -- requests ---------------------------------------------------------------------
 
     @property
+    def partial_index(self) -> EntityIndex | None:
+        """The target when it is an index that does not project every attribute."""
+        target = self.target
+        if isinstance(target, EntityIndex) and target.projection != "ALL":
+            return target
+        return None
+
+    @property
     def entity(self) -> type[E]:
         target = self.target
         return target.entity if isinstance(target, EntityIndex) else target  # type: ignore[return-value]
@@ -187,7 +201,10 @@ class Query(Generic[E]):
             keys = dict.fromkeys(
                 (table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute)
             )
-            paths = (*self.projection, *keys)
+            wanted = self.projection
+            if self.partial_index is not None:
+                wanted = sendable_paths(self.partial_index, wanted, set(keys))
+            paths = (*wanted, *keys)
             request["ProjectionExpression"] = projection_expression(paths, ph)
         if not self.forward:
             request["ScanIndexForward"] = False
@@ -229,6 +246,7 @@ class Query(Generic[E]):
 
     def __iter__(self) -> Iterator[E]:
         """Lazily yields typed entities, reading one page at a time."""
+        self._check_readable()
         returned = 0
         for items, _ in self._raw_pages(None, self.max_items):
             for item in items:
@@ -237,8 +255,43 @@ class Query(Generic[E]):
                 if self.max_items is not None and returned >= self.max_items:
                     return
 
+    def _check_readable(self) -> None:
+        """Before sending: entities need every field; a projection only what is there."""
+        index = self.partial_index
+        if index is None:
+            return
+        if self.projection is None:
+            check_entities_readable(index)
+        else:
+            self.to_request()  # refuses paths the index does not project
+
     def _decode(self, item: dict[str, Any]) -> E:
+        index = self.partial_index
+        if index is not None:
+            # Key fields are not projected as attributes: decode them from the keys.
+            wanted = None
+            if self.projection is not None:
+                wanted = frozenset(str(as_path(p).segments[0]) for p in self.projection)
+            plan = self.plan()
+            attributes = (plan.pk_attribute, plan.sk_attribute)
+            item = {**item, **key_field_attributes(index, item, attributes, wanted)}
         return self.session._decode_as(self.entity, item, self.projection)  # type: ignore[return-value]
+
+    def keys(self) -> list[Key]:
+        """The primary keys of the matching items, in query order (up to `limit`).
+
+        Any index can return these, KEYS_ONLY and INCLUDE ones too; read the entities
+        with `session.batch_get(keys)`.
+        """
+        info = self.entity.__dynaorm__
+        keyed = dataclasses.replace(self, projection=(info.table.partition_key,))
+        result: list[Key] = []
+        for items, _ in keyed._raw_pages(None, self.max_items):
+            for item in items:
+                result.append(key_from_item(info, item))
+                if len(result) == self.max_items:
+                    return result
+        return result
 
     def all(self) -> list[E]:
         """Every matching item (up to `limit`), reading as many pages as needed."""
@@ -283,6 +336,7 @@ class Query(Generic[E]):
         """Up to `size` items and a cursor for the next page (None at the end)."""
         if size < 1:
             raise ExpressionError(f".page() needs a positive size, got {size}")
+        self._check_readable()
         plan = self.plan()
         secret = self.session.cursor_secret
         qfp = self._fingerprint()

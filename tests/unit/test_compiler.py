@@ -239,10 +239,11 @@ def test_projections_keep_separate_gsis() -> None:
     gsis = schema_of(table).gsis
     assert [(g.name, g.projection) for g in gsis] == [("GSI1", "KEYS_ONLY"), ("GSI2", ("a",))]
     request = create_table_request(schema_of(table), "keysonly")
-    assert request["GlobalSecondaryIndexes"][1]["Projection"] == {
-        "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["a"],
-    }
+    # Every GSI projects the type attribute: KEYS_ONLY is created as INCLUDE of it alone.
+    assert [g["Projection"] for g in request["GlobalSecondaryIndexes"]] == [
+        {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["_type"]},
+        {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["a", "_type"]},
+    ]
 
 
 def test_more_than_twenty_gsis_are_refused() -> None:
