@@ -347,7 +347,7 @@ def _check_field_attributes(infos: list[EntityInfo], gsis: tuple[Gsi, ...]) -> N
 
 def _primary_neighbours(info: EntityInfo, infos: list[EntityInfo]) -> frozenset[str]:
     """Other key spaces a query of `info` may read: its queries then filter on the type.
-    Guard items carry no type, so that filter also keeps them out."""
+    Guard items carry the guard type, so that filter also keeps them out."""
     return frozenset(
         space.owner + space.what
         for space in _key_spaces(infos)

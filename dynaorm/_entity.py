@@ -29,6 +29,8 @@ PK_MAX_BYTES = 2048
 SK_MAX_BYTES = 1024
 # The sort key of every unique-guard item; its partition key is `guard_source(...)`.
 GUARD_SORT_KEY = "UNIQUE"
+# The type attribute of guard items: no entity may take it, or guards would decode as one.
+GUARD_TYPE = "dynaorm.unique"
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ def _type_name(cls: type[Entity], options: dict[str, Any]) -> str:
     # The type name is written as a literal segment (guard keys, index sort values) and
     # compared in type filters, so it obeys the literal-segment rule of key templates.
     problem = "is empty" if not isinstance(name, str) or not name else literal_problem(name)
+    if name == GUARD_TYPE:
+        problem = "is the type of dynaorm's unique-guard items"
     if problem is not None:
         raise DefinitionError(
             f"{cls.__name__}: type_name={name!r} {problem}; a type name is written into "

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from dynaorm import Entity, Index, Table
 from dynaorm._compiler import compile_table
-from dynaorm._entity import GUARD_SORT_KEY
+from dynaorm._entity import GUARD_SORT_KEY, GUARD_TYPE
 from dynaorm._writes import GUARD_SORT_KEY as WRITTEN_GUARD_SORT_KEY
+from dynaorm._writes import GUARD_TYPE as WRITTEN_GUARD_TYPE
 from dynaorm._writes import guard_template
 from dynaorm.errors import DefinitionError, KeyCollisionError
 
@@ -40,10 +41,12 @@ def test_unique_guard_templates_are_built_at_definition() -> None:
     # The writes build their guard keys from the same templates.
     for group, template in guards.items():
         assert guard_template(Account, group).source == template.source
-    assert GUARD_SORT_KEY == WRITTEN_GUARD_SORT_KEY
+    assert (GUARD_SORT_KEY, GUARD_TYPE) == (WRITTEN_GUARD_SORT_KEY, WRITTEN_GUARD_TYPE)
 
 
-@pytest.mark.parametrize("name", ["X$", "X Y", "A!", "tab\t", 'q"', "{A}", "A#B", "\ud800", ""])
+@pytest.mark.parametrize(
+    "name", ["X$", "X Y", "A!", "tab\t", 'q"', "{A}", "A#B", "\ud800", "", "dynaorm.unique"]
+)
 def test_type_name_obeys_the_literal_segment_rule(name: str) -> None:
     with pytest.raises(DefinitionError, match="type_name") as caught:
 
@@ -59,6 +62,7 @@ def test_every_accepted_type_name_is_a_literal_key_segment(name: str) -> None:
     # A type name is written as a literal segment (guard keys, index sort values), so the
     # names accepted are exactly the literals templates accept: nothing at or below '$'.
     unsafe = any(ch <= "$" or ch in "{}" or 0xD800 <= ord(ch) <= 0xDFFF for ch in name)
+    unsafe = unsafe or name == GUARD_TYPE
     try:
 
         class Named(Entity, table=Table("defs"), pk="N#{a}", sk="N", type_name=name):
