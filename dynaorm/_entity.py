@@ -141,7 +141,8 @@ class Entity(BaseModel, metaclass=_EntityMeta):
             by_email = Index(pk="EMAIL#{email}")
 
     An entity with `table=` but no `pk=` is abstract: it shares fields and the table
-    with its subclasses and is never stored itself.
+    with its subclasses and is never stored itself. A subclass of a concrete entity
+    declares its own `pk=` and `sk=` (it is then a distinct entity with its own type).
     """
 
     model_config = ConfigDict(

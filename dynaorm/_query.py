@@ -127,7 +127,11 @@ class Query(Generic[E]):
         return dataclasses.replace(self, max_items=count)
 
     def project(self, *paths: Path | str) -> Query[E]:
-        """Read only these attributes; results are then plain dicts, not entities."""
+        """Read only these attributes; results are then plain dicts, not entities.
+
+        On a KEYS_ONLY or INCLUDE index, key fields are decoded from the keys and a path
+        the index does not hold raises `ExpressionError` before sending.
+        """
         if not paths:
             raise ExpressionError(".project() needs at least one attribute")
         return dataclasses.replace(self, projection=paths)
