@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import Field
 
 from dynaorm import Entity, Index, Table
 from dynaorm._compiler import compile_table
@@ -114,6 +115,19 @@ def test_field_named_like_its_pinned_gsi_key_is_refused() -> None:
             by_topic = Index(pk="T#{topic}", gsi="ByTopic")
 
     assert (caught.value.entity, caught.value.field) == ("Post", "ByTopicPK")
+
+
+def test_field_aliased_to_its_pinned_gsi_key_is_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"Post\.topic_sort.*'ByTopicSK'") as caught:
+
+        class Post(Entity, table=Table("defs"), pk="P#{id}", sk="P"):
+            id: str
+            topic: str
+            topic_sort: str = Field("", alias="ByTopicSK")
+
+            by_topic = Index(pk="T#{topic}", gsi="ByTopic")
+
+    assert caught.value.value == "ByTopicSK"
 
 
 def test_field_named_like_another_entitys_pinned_gsi_key_is_refused() -> None:
