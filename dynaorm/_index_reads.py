@@ -8,19 +8,19 @@ never returned as missing or defaulted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from dynaorm._codec import AttributeValue, to_attribute_value
+from dynaorm._conditions import Condition
 from dynaorm._entity import EntityIndex, EntityInfo, Key
+from dynaorm._expressions import Path, Size
 from dynaorm._update import as_path
 from dynaorm.errors import ExpressionError, KeyDecodingError
 
-if TYPE_CHECKING:
-    from dynaorm._expressions import Path
-
 __all__ = [
     "check_entities_readable",
+    "check_filter_readable",
     "key_field_attributes",
     "key_from_item",
     "missing_fields",
@@ -98,6 +98,43 @@ def sendable_paths(
                 field=str(top),
             )
     return tuple(sendable)
+
+
+def _paths(node: object) -> Iterator[Path]:
+    """Every path a condition reads. Condition nodes keep their parts in `__slots__`
+    (paths, operands, values, nested conditions), so walking the slots finds them all."""
+    if isinstance(node, Path):
+        yield node
+    elif isinstance(node, (Condition, Size)):
+        for cls in type(node).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                yield from _paths(getattr(node, slot, None))
+    elif isinstance(node, (tuple, list)):
+        for part in node:
+            yield from _paths(part)
+
+
+def check_filter_readable(
+    index: EntityIndex, condition: Condition, key_attributes: set[str]
+) -> None:
+    """Refuse a filter on an attribute `index` does not hold.
+
+    DynamoDB evaluates a GSI query's filter on the index's items, where such an attribute
+    is absent: the filter would silently drop (or, negated, keep) every item.
+    """
+    readable = _projected(index) | key_attributes
+    for path in _paths(condition):
+        top = path.segments[0]
+        if top not in readable:
+            info = index.entity.__dynaorm__
+            raise ExpressionError(
+                f"{index!r} projects {_describe(index)}: a filter on {top!r} reads an "
+                "attribute not projected into it, which DynamoDB would see as absent on "
+                "every item. Filter on a projected attribute, use a key condition for key "
+                "fields, or filter after session.batch_get(query.keys())",
+                entity=info.name,
+                field=str(top),
+            )
 
 
 def _string(item: Mapping[str, AttributeValue], attribute: str, entity: str) -> str:

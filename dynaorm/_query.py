@@ -17,6 +17,7 @@ from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._index_reads import (
     check_entities_readable,
+    check_filter_readable,
     key_field_attributes,
     key_from_item,
     sendable_paths,
@@ -195,6 +196,11 @@ class Query(Generic[E]):
         if plan.index_name is not None:
             request["IndexName"] = plan.index_name
         condition = self.filter
+        keys = dict.fromkeys(
+            (table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute)
+        )
+        if condition is not None and self.partial_index is not None:
+            check_filter_readable(self.partial_index, condition, set(keys))
         if plan.type_filter is not None:
             condition = and_(Path(table.type_attribute) == plan.type_filter, condition)
         if condition is not None:
@@ -202,9 +208,6 @@ class Query(Generic[E]):
         if self.projection is not None:
             # Key attributes ride along so a page can end in a cursor; they are dropped
             # again when the rows are decoded.
-            keys = dict.fromkeys(
-                (table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute)
-            )
             wanted = self.projection
             if self.partial_index is not None:
                 wanted = sendable_paths(self.partial_index, wanted, set(keys))

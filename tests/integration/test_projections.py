@@ -144,3 +144,19 @@ def test_every_index_projects_the_type_attribute(session: Session, products: lis
         compiled["by_name"].gsi: ("INCLUDE", ["_type", "price"]),
         compiled["by_price"].gsi: ("INCLUDE", ["_type", "category", "created", "name", "note"]),
     }
+
+
+def test_filters_on_paths_the_index_does_not_hold_are_refused_before_sending(
+    session: Session, products: list[Product], recorder: Recorder
+) -> None:
+    # DynamoDB filters a GSI query on the index's items: an attribute it does not
+    # project reads as absent, so the filter would silently drop every item.
+    recorder.clear()
+    by_category = session.query(Product.by_category, category="tools")
+    for condition in (Product.price > 5, Product.sku == "p1", ~Product.name.exists()):
+        with pytest.raises(ExpressionError, match=r"Product\.by_category.*not projected"):
+            by_category.where(condition).keys()
+    assert recorder.calls == []
+    expensive = session.query(Product.by_name, name="hammer").where(Product.price > 15)
+    assert expensive.keys() == [products[0].get_key()]
+    assert expensive.project("sku").all() == [{"sku": "p0"}]
