@@ -105,3 +105,18 @@ def test_signed_cursor_refuses_an_edit_inside_the_range(session: Session) -> Non
     forged = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode() + signature
     with pytest.raises(InvalidCursor, match="signature"):
         query.page(2, cursor=base64.urlsafe_b64encode(forged).rstrip(b"=").decode())
+
+
+def test_cursor_survives_a_second_writer_deleting_its_last_item(
+    session: Session, unsigned: Session
+) -> None:
+    posts = seed(session, 6)
+    query = session.query(Post, user_id="u1")
+    page = query.page(2)
+    assert page.items == posts[:2] and page.cursor is not None
+    # Another writer deletes the item the cursor points at and adds one before it.
+    unsigned.delete(posts[1])
+    early = posts[0].model_copy(update={"post_id": "p00a"})
+    unsigned.put(early)
+    rest = query.page(10, cursor=page.cursor)
+    assert rest.items == posts[2:] and rest.cursor is None
