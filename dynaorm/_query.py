@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from dynaorm._bounds import key_matches
 from dynaorm._compiler import QueryPlan, schema_of
 from dynaorm._conditions import Condition, and_, build_condition
-from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint
+from dynaorm._cursor import check_resume_key, decode_cursor, encode_cursor, fingerprint
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._index_reads import (
@@ -23,7 +22,7 @@ from dynaorm._index_reads import (
     sendable_paths,
 )
 from dynaorm._update import as_path, key_condition_expression, projection_expression
-from dynaorm.errors import ExpressionError, InvalidCursor, KeyDecodingError
+from dynaorm.errors import ExpressionError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -276,13 +275,18 @@ class Query(Generic[E]):
         index = self.partial_index
         if index is not None:
             # Key fields are not projected as attributes: decode them from the keys.
-            wanted = None
-            if self.projection is not None:
-                wanted = frozenset(str(as_path(p).segments[0]) for p in self.projection)
             plan = self.plan()
             attributes = (plan.pk_attribute, plan.sk_attribute)
+            wanted = self._projected_attributes
             item = {**item, **key_field_attributes(index, item, attributes, wanted)}
         return self.session._decode_as(self.entity, item, self.projection)  # type: ignore[return-value]
+
+    @cached_property
+    def _projected_attributes(self) -> frozenset[str] | None:
+        """The top-level attributes `.project(...)` asks for (None: every attribute)."""
+        if self.projection is None:
+            return None
+        return frozenset(str(as_path(path).segments[0]) for path in self.projection)
 
     def keys(self) -> list[Key]:
         """The primary keys of the matching items, in query order (up to `limit`).
@@ -350,7 +354,8 @@ class Query(Generic[E]):
         start = None
         if cursor is not None:
             start = decode_cursor(cursor, qfp, secret)
-            self._check_start(start, plan)
+            index_sk = self.target.sk if isinstance(self.target, EntityIndex) else None
+            check_resume_key(start, plan, self.entity.__dynaorm__, index_sk)
         results: list[E] = []
         last_item: dict[str, Any] | None = None
         more = False
@@ -368,40 +373,6 @@ class Query(Generic[E]):
         if not more or last_item is None:
             return Page(results, None)
         return Page(results, encode_cursor(self._key_of(last_item, plan), qfp, secret))
-
-    def _check_start(self, start: Mapping[str, Any], plan: QueryPlan) -> None:
-        """Bind a cursor's key to this query's exact range.
-
-        An unsigned cursor is readable and editable JSON: refuse any key this query could
-        not have returned (another partition, outside the sort-key condition, or a key no
-        item of this entity can have), so an edit can at most move within the range.
-        """
-        table = self.entity.__dynaorm__.table
-        names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
-        values: dict[str, str] = {
-            name: value["S"]
-            for name, value in start.items()
-            if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S"), str)
-        }
-        if set(start) != names or set(values) != names:
-            raise InvalidCursor(
-                f"the cursor's key holds {sorted(start)}; a {plan.entity.__name__} query "
-                f"resumes from string attributes {sorted(names)}"
-            )
-        if values[plan.pk_attribute] != plan.pk_value:
-            raise InvalidCursor("the cursor points into another partition")
-        sort = values[plan.sk_attribute]
-        if plan.sk_condition is not None and not key_matches(plan.sk_condition, sort):
-            raise InvalidCursor(f"the cursor's sort key {sort!r} is outside this query's key range")
-        info = self.entity.__dynaorm__
-        target = self.target
-        try:
-            info.pk.decode(values[table.partition_key])
-            info.sk.decode(values[table.sort_key])
-            if isinstance(target, EntityIndex) and target.sk is not None:
-                target.sk.decode(sort)
-        except KeyDecodingError as e:
-            raise InvalidCursor(f"the cursor's key is not a {info.name} key: {e.message}") from None
 
     def _key_of(self, item: Mapping[str, Any], plan: QueryPlan) -> dict[str, Any]:
         """The ExclusiveStartKey that resumes right after `item`."""
