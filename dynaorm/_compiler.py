@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from dynaorm._bounds import KeyCondition
+from dynaorm._entity import GUARD_SORT_KEY
 from dynaorm._keys import KeyTemplate
 from dynaorm._lock import LockedIndex, table_lock
 from dynaorm._overlap import example_key, prefix_overlaps, templates_overlap
@@ -263,6 +264,7 @@ def compile_table(
     entries = table_lock(table) if lock == "table" else lock
     placements = _assign_gsis(table, infos, entries, conflicts)
     gsis = _build_gsis(table, placements)
+    _check_field_attributes(infos, gsis)
     entities = {}
     for info in infos:
         indexes = {p.index.name: p for p in placements if p.index.entity is info.cls}
@@ -297,29 +299,77 @@ def _check_type_names(table: Table, infos: list[EntityInfo]) -> None:
         seen[info.name] = info
 
 
+@dataclass(frozen=True)
+class _KeySpace:
+    """Primary keys some writer of the table produces: an entity's, or its unique guards'."""
+
+    owner: str
+    what: str
+    pk: KeyTemplate
+    sk: KeyTemplate | str
+
+    def describe(self) -> str:
+        sk = self.sk.source if isinstance(self.sk, KeyTemplate) else self.sk
+        return f"{self.owner}{self.what} (pk={self.pk.source!r}, sk={sk!r})"
+
+
+def _key_spaces(infos: list[EntityInfo]) -> list[_KeySpace]:
+    spaces = []
+    for info in infos:
+        spaces.append(_KeySpace(info.name, "", info.pk, info.sk))
+        spaces.extend(
+            _KeySpace(info.name, f"'s unique guard for {list(group)}", guard, GUARD_SORT_KEY)
+            for group, guard in info.guards.items()
+        )
+    return spaces
+
+
 def _check_collisions(infos: list[EntityInfo]) -> None:
-    for i, first in enumerate(infos):
-        for second in infos[i + 1 :]:
+    """No two key spaces (entities, and the guard items of their unique groups) overlap:
+    otherwise one writer would overwrite, then delete, another's item."""
+    spaces = _key_spaces(infos)
+    for i, first in enumerate(spaces):
+        for second in spaces[i + 1 :]:
             if templates_overlap(first.pk, second.pk) and templates_overlap(first.sk, second.sk):
                 pk = example_key(first.pk, second.pk)
                 sk = example_key(first.sk, second.sk)
                 raise KeyCollisionError(
-                    f"{first.name} (pk={first.pk.source!r}, sk={first.sk.source!r}) and "
-                    f"{second.name} (pk={second.pk.source!r}, sk={second.sk.source!r}) can "
-                    f"produce the same primary key, e.g. ({pk!r}, {sk!r}); give one of "
-                    "them a distinct literal segment",
-                    entities=(first.name, second.name),
+                    f"{first.describe()} and {second.describe()} can produce the same "
+                    f"primary key, e.g. ({pk!r}, {sk!r}); give one of them a distinct "
+                    "literal segment",
+                    entities=(first.owner, second.owner),
                     example=(pk, sk),
                 )
 
 
+def _check_field_attributes(infos: list[EntityInfo], gsis: tuple[Gsi, ...]) -> None:
+    """No field is stored under a GSI key attribute: the derived key would overwrite it,
+    or the field would put items of an entity without that index into the GSI."""
+    owners = {
+        attribute: gsi.name for gsi in gsis for attribute in (gsi.pk_attribute, gsi.sk_attribute)
+    }
+    for info in infos:
+        for field_name, attribute in info.attributes.items():
+            if attribute in owners:
+                raise DefinitionError(
+                    f"{info.name}.{field_name} would be stored as {attribute!r}, a key "
+                    f"attribute of the GSI {owners[attribute]!r} of table "
+                    f"{info.table.name!r}; rename the field or give it an alias",
+                    entity=info.name,
+                    field=field_name,
+                    value=attribute,
+                )
+
+
 def _primary_neighbours(info: EntityInfo, infos: list[EntityInfo]) -> frozenset[str]:
+    """Other key spaces a query of `info` may read: its queries then filter on the type.
+    Guard items carry the guard type, so that filter also keeps them out."""
     return frozenset(
-        other.name
-        for other in infos
-        if other is not info
-        and templates_overlap(info.pk, other.pk)
-        and prefix_overlaps(info.sk, other.sk)
+        space.owner + space.what
+        for space in _key_spaces(infos)
+        if not (space.owner == info.name and not space.what)
+        and templates_overlap(info.pk, space.pk)
+        and prefix_overlaps(info.sk, space.sk)
     )
 
 

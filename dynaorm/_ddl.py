@@ -26,10 +26,16 @@ __all__ = [
 ]
 
 
-def _projection(projection: Projection) -> dict[str, Any]:
-    if isinstance(projection, tuple):
-        return {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(projection)}
-    return {"ProjectionType": projection}
+def _projection(projection: Projection, type_attribute: str) -> dict[str, Any]:
+    """Every GSI dynaorm creates projects the type attribute: queries filter on it where
+    entities share an index, and decoding dispatches on it. So KEYS_ONLY is created as
+    INCLUDE of the type attribute alone (DynamoDB has no KEYS_ONLY-plus-one)."""
+    if projection == "ALL":
+        return {"ProjectionType": "ALL"}
+    included = list(projection) if isinstance(projection, tuple) else []
+    if type_attribute not in included:
+        included.append(type_attribute)
+    return {"ProjectionType": "INCLUDE", "NonKeyAttributes": included}
 
 
 def _key_schema(partition: str, sort: str) -> list[dict[str, str]]:
@@ -43,7 +49,7 @@ def _gsi_definition(schema: CompiledSchema, gsi: Gsi) -> dict[str, Any]:
     definition: dict[str, Any] = {
         "IndexName": gsi.name,
         "KeySchema": _key_schema(gsi.pk_attribute, gsi.sk_attribute),
-        "Projection": _projection(gsi.projection),
+        "Projection": _projection(gsi.projection, schema.table.type_attribute),
     }
     table = schema.table
     if table.billing_mode == "PROVISIONED":
@@ -121,12 +127,8 @@ def describe_drift(schema: CompiledSchema, live: dict[str, Any]) -> list[str]:
                 f"GSI {gsi.name} has key {keys}, the schema wants "
                 f"{{'HASH': {gsi.pk_attribute!r}, 'RANGE': {gsi.sk_attribute!r}}}"
             )
-        wanted = _projection(gsi.projection)
-        have = dict(found.get("Projection", {}))
-        if "NonKeyAttributes" in have:
-            have["NonKeyAttributes"] = sorted(have["NonKeyAttributes"])
-        if "NonKeyAttributes" in wanted:
-            wanted["NonKeyAttributes"] = sorted(wanted["NonKeyAttributes"])
+        wanted = _wanted_projection(gsi.projection, table.type_attribute)
+        have = _live_projection(found)
         if have != wanted:
             problems.append(f"GSI {gsi.name} projects {have}, the schema wants {wanted}")
     problems.extend(f"GSI {name} exists but the schema does not use it" for name in live_gsis)
@@ -262,12 +264,22 @@ def index_drift(schema: CompiledSchema, live: Mapping[str, Any]) -> list[str]:
                 f"! {index} -> {_where(placed)}: {name}'s {placed.gsi} is keyed on "
                 f"({keys.get('HASH')}, {keys.get('RANGE')})"
             )
-        elif _live_projection(found) != _projection(normal_projection(placed.index.projection)):
+        elif _live_projection(found) != _wanted_projection(
+            normal_projection(placed.index.projection), schema.table.type_attribute
+        ):
             lines.append(
                 f"! {index} -> {_where(placed)}: {name}'s {placed.gsi} projects "
                 f"{_live_projection(found)}"
             )
     return lines
+
+
+def _wanted_projection(projection: Projection, type_attribute: str) -> dict[str, Any]:
+    """`_projection` with its attribute list sorted, to compare with `_live_projection`."""
+    wanted = _projection(projection, type_attribute)
+    if "NonKeyAttributes" in wanted:
+        wanted["NonKeyAttributes"] = sorted(wanted["NonKeyAttributes"])
+    return wanted
 
 
 def _live_projection(gsi: Mapping[str, Any]) -> dict[str, Any]:

@@ -244,10 +244,11 @@ def test_projections_keep_separate_gsis() -> None:
         ("GSIKeys1", "KEYS_ONLY"),
     ]
     request = create_table_request(schema_of(table), "keysonly")
-    assert request["GlobalSecondaryIndexes"][0]["Projection"] == {
-        "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["a"],
-    }
+    # Every GSI projects the type attribute: KEYS_ONLY is created as INCLUDE of it alone.
+    assert [g["Projection"] for g in request["GlobalSecondaryIndexes"]] == [
+        {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["a", "_type"]},
+        {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["_type"]},
+    ]
 
 
 def test_more_than_twenty_gsis_are_refused() -> None:
