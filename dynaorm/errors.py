@@ -15,6 +15,7 @@ DynaormError
 │   ├── ConditionFailed        a condition expression was false
 │   │   ├── ItemAlreadyExists  `create` found an item with the same key
 │   │   ├── VersionConflict    the stored version is not the loaded one
+│   │   ├── StaleEntity        values the write relied on changed since they were read
 │   │   └── UniqueConstraintViolation  a unique value is taken
 │   ├── TableNotFound          the table does not exist
 │   ├── Throttled              throughput exceeded after the retry budget
@@ -54,6 +55,7 @@ __all__ = [
     "MigrationError",
     "RequestError",
     "ServiceError",
+    "StaleEntity",
     "TableNotFound",
     "Throttled",
     "TransactionCanceled",
@@ -196,6 +198,18 @@ class VersionConflict(ConditionFailed):
     """The stored version differs from the version that was loaded."""
 
     code = "version-conflict"
+
+
+class StaleEntity(ConditionFailed):
+    """Stored values a write relied on (to rebuild an index key, or to move a unique
+    guard) changed since they were read; `fields` maps each such field to
+    (the value relied on, the stored value)."""
+
+    code = "stale-entity"
+
+    def __init__(self, message: str, *, fields: dict[str, tuple[Any, Any]], **context: Any):
+        super().__init__(message, **context)
+        self.fields = fields
 
 
 class UniqueConstraintViolation(ConditionFailed):
