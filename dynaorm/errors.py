@@ -20,6 +20,7 @@ DynaormError
 │   ├── TableNotFound          the table does not exist
 │   ├── Throttled              throughput exceeded after the retry budget
 │   ├── TransactionCanceled    a transaction was cancelled (per-action `reasons`)
+│   ├── WriteOutcomeUnknown    a resent write failed and whether it landed cannot be told
 │   └── ServiceError           any other error from the service or the network
 ├── TransactionTooLarge        a unit of work exceeds 100 actions or 4 MB
 ├── UnitOfWorkClosed           a unit of work was used after commit, rollback or failure
@@ -64,6 +65,7 @@ __all__ = [
     "UnitOfWorkClosed",
     "UnknownFieldError",
     "VersionConflict",
+    "WriteOutcomeUnknown",
 ]
 
 _UNSET: Any = object()
@@ -182,10 +184,15 @@ class RequestError(DynaormError):
 
 
 class ConditionFailed(RequestError):
-    """A condition expression evaluated to false; `item` is the stored item if returned."""
+    """A condition expression evaluated to false; `item` is the stored item if returned.
+
+    `retries`: how many times the request was resent before this answer (a resent write
+    may fail its own condition because an earlier attempt of it was applied).
+    """
 
     code = "condition-failed"
     item: Any = None
+    retries: int = 0
 
 
 class ItemAlreadyExists(ConditionFailed):
@@ -238,6 +245,16 @@ class TransactionCanceled(RequestError):
     def __init__(self, message: str, *, reasons: list[Any], **context: Any) -> None:
         super().__init__(message, **context)
         self.reasons = reasons
+
+
+class WriteOutcomeUnknown(RequestError):
+    """A write's response was lost, its resend failed its condition, and the stored item
+    has moved on since: the first attempt may or may not have been applied. Unlike a
+    `VersionConflict`, retrying blindly may apply the change twice; check the stored
+    item for a marker of this write first. `item` is the stored item, if any."""
+
+    code = "write-outcome-unknown"
+    item: Any = None
 
 
 class ServiceError(RequestError):

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from dynaorm import Entity, Session, Table
-from dynaorm.errors import VersionConflict
+from dynaorm.errors import VersionConflict, WriteOutcomeUnknown
 from tests.dynamodb_local import Backend
 
 from .test_concurrency import run_together
@@ -30,6 +30,7 @@ counters = Table("counters")
 class Counter_(Entity, table=counters, pk="COUNTER#{name}", sk="COUNTER", version="version"):
     name: str
     value: int = 0
+    recent: list[str] = []  # ids of the last writes: two writers never store one item
     version: int = 0
 
 
@@ -167,23 +168,34 @@ def test_racing_increments_with_5_percent_of_responses_lost_end_exact(
     session.create(Counter_(name="c"))
     faults.lose["PutItem"] = _Share(faults, LOST)  # type: ignore[assignment]
     conflicts: Counter[int] = Counter()
+    unknown: Counter[int] = Counter()
 
     def increment(n: int) -> None:
-        for _ in range(INCREMENTS):
+        for step in range(INCREMENTS):
+            mark = f"{n}.{step}"
             while True:
                 current = _stored(session)
                 current.value += 1
+                current.recent = [*current.recent[-15:], mark]
                 try:
                     session.put(current)
                     break
                 except VersionConflict:
                     conflicts[n] += 1
+                except WriteOutcomeUnknown:
+                    # Lost, resent, and overwritten since: the item says if it landed.
+                    unknown[n] += 1
+                    if mark in _stored(session).recent:
+                        break
 
     run_together(THREADS, increment)
 
     stored = _stored(session)
     lost = faults.counts["PutItem: response lost"]
-    figures = f"{lost} responses lost, {sum(conflicts.values())} conflicts retried"
+    figures = (
+        f"{lost} responses lost, {sum(unknown.values())} outcomes unknown, "
+        f"{sum(conflicts.values())} conflicts retried"
+    )
     assert lost > 0, figures
     assert stored.value == THREADS * INCREMENTS, figures
     assert stored.version == 1 + THREADS * INCREMENTS, figures

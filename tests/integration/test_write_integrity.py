@@ -118,8 +118,9 @@ def test_update_of_fields_outside_every_index_needs_no_fresh_object(
 
     session.update(mine, set={"note": "hello"})  # no derived value: nothing stale
 
-    assert "ConditionExpression" in recorder.calls[0][1]  # the item must exist, no more
-    assert recorder.calls[0][1]["ConditionExpression"] == "attribute_exists(#n0)"
+    request = recorder.calls[0][1]
+    assert request["ConditionExpression"] == "attribute_exists(#n1)"  # it exists; no more
+    assert request["ExpressionAttributeNames"] == {"#n0": "note", "#n1": "PK"}
     _index_agrees(session, "s1")
 
 
