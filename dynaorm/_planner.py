@@ -147,7 +147,8 @@ def _sources(info: EntityInfo, touched: set[str], known: set[str]) -> list[str]:
     """Fields of indexes rebuilt by a change of `touched` whose values are not `known`."""
     placed = schema_of(info.table).entities[info.name].indexes.values()
     fields = {f for p in placed if set(p.index.fields) & touched for f in p.index.fields}
-    return sorted(fields - known)
+    # Primary-key fields cannot change under an existing key: nothing to condition on.
+    return sorted(fields - known - set(info.pk.fields) - set(info.sk.fields))
 
 
 def _guard_basis(
