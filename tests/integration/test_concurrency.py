@@ -23,8 +23,15 @@ import pytest
 from blog_models import User
 
 from dynaorm import Session
-from dynaorm.errors import TransactionCanceled, UniqueConstraintViolation, VersionConflict
+from dynaorm.errors import (
+    StaleEntity,
+    TransactionCanceled,
+    UniqueConstraintViolation,
+    VersionConflict,
+)
 from tests.dynamodb_local import Backend
+
+from .test_write_integrity import Shape, shapes
 
 THREADS = 8
 INCREMENTS = 50
@@ -150,3 +157,39 @@ def test_8_threads_creating_one_email_give_one_winner(session: Session) -> None:
     assert [u.user_id for u in session.query(User.by_email, email="same@x").all()] == [winner]
     assert [u.user_id for u in session.scan(User).all()] == [winner]
     print(f"\nunique race: {figures}")
+
+
+def test_two_writers_racing_on_index_fields_leave_every_index_query_right(
+    session: Session,
+) -> None:
+    # Shape's index is AB#{a} / {b}: one writer changes a, the other b, each from the
+    # object it read. An update that rebuilds the index from a stale value must fail
+    # with StaleEntity (then re-read and retry), never store an index entry that
+    # disagrees with the item.
+    session.create_table(shapes)
+    session.create(Shape(shape_id="s1", a="a0", b="b0"))
+    stale: Counter[int] = Counter()
+    rounds = 40
+
+    def write(n: int) -> None:
+        field = "ab"[n]
+        for step in range(1, rounds + 1):
+            while True:
+                mine = session.get(Shape, shape_id="s1", consistent=True)
+                assert mine is not None
+                try:
+                    session.update(mine, set={field: f"{field}{step}"})
+                    break
+                except StaleEntity:
+                    stale[n] += 1
+
+    run_together(2, write)
+
+    stored = session.get(Shape, shape_id="s1", consistent=True)
+    assert stored is not None and (stored.a, stored.b) == (f"a{rounds}", f"b{rounds}")
+    for step in range(rounds + 1):
+        found = session.query(Shape.by_ab, a=f"a{step}").all()
+        expected = [("s1", stored.b)] if f"a{step}" == stored.a else []
+        assert [(s.shape_id, s.b) for s in found] == expected, step
+    print(f"\nindex race: {2 * rounds} updates, {sum(stale.values())} stale errors retried")
+    session.delete_table(shapes)
