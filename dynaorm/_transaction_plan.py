@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dynaorm._codec import item_size, surely_within
 from dynaorm._conditions import Condition, build_condition
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 MAX_ACTIONS = 100  # TransactWriteItems / TransactGetItems take at most 100 actions
-MAX_BYTES = 4 * 1024 * 1024  # and at most 4 MB of item data
+MAX_BYTES = 4 * 1024 * 1024  # and at most 4 MB of items, expressions and names
 
 Ident = tuple[str, str, str]  # (physical table, partition key, sort key)
 _KeyNames = Mapping[str, tuple[str, str]]  # physical table -> (partition, sort) attribute
@@ -207,11 +208,27 @@ def _transfer(claim: Action, previous_owner: tuple[str, str]) -> Action:
     return Action("Put", params, claim.purpose)
 
 
+def _expression_bytes(params: Mapping[str, Any]) -> int:
+    """What DynamoDB adds to an action's item data towards the 4 MB limit.
+
+    Measured on DynamoDB Local (docs/guarantees.md): the condition and update expression
+    text, each attribute name (not its `#n` placeholder) and each value's size (not its
+    `:v` placeholder); ReturnValuesOnConditionCheckFailure and the table name are free.
+    """
+    text = sum(len(params[k].encode()) for k in _EXPRESSIONS if k in params)
+    names = sum(len(name.encode()) for name in params.get("ExpressionAttributeNames", {}).values())
+    values = params.get("ExpressionAttributeValues", {})
+    return text + names + item_size(values) - sum(len(v.encode()) for v in values)
+
+
+_EXPRESSIONS = ("ConditionExpression", "UpdateExpression")
+
+
 def _size(action: Action) -> int:
-    """Bytes of item data an action carries: the item, or its key and expression values."""
+    """An action's bytes as the 4 MB limit counts them: its item (or key), expressions."""
     params = action.params
     carried = params.get("Item") or params.get("Key") or {}
-    return item_size(carried) + item_size(params.get("ExpressionAttributeValues", {}))
+    return item_size(carried) + _expression_bytes(params)
 
 
 def _check_limits(actions: list[Action]) -> None:
@@ -223,7 +240,11 @@ def _check_limits(actions: list[Action]) -> None:
             entity=actions[0].purpose.entity,
         )
     # Puts built from entities know a bound on their size; the rest get a cheap bound.
-    known = sum(action.size for action in actions if action.size is not None)
+    known = sum(
+        action.size + _expression_bytes(action.params)
+        for action in actions
+        if action.size is not None
+    )
     others = [action.params for action in actions if action.size is None]
     if known <= MAX_BYTES and surely_within(others, MAX_BYTES - known):
         return

@@ -24,6 +24,7 @@ from dynaorm.errors import (
     UnitOfWorkClosed,
     VersionConflict,
 )
+from tests.dynamodb_local import Backend
 
 from .conftest import Recorder
 from .factories import UTC, post
@@ -569,7 +570,7 @@ def test_the_4_mb_limit_counts_exactly_when_the_cheap_bound_is_over_it(session: 
     limit = 4 * 1024 * 1024
     probe, bound = entity_to_item_sized(post(0, post_id="p0", title=""))
     overhead, slack = item_size(probe), bound - item_size(probe)
-    title = "x" * ((limit - 100) // 11 - overhead)
+    title = "x" * ((limit - 400) // 11 - overhead)  # 11 conditions count 297 more
     uow = session.unit_of_work()
     for n in range(11):
         uow.add(post(0, post_id=f"p{n}", title=title))
@@ -580,6 +581,44 @@ def test_the_4_mb_limit_counts_exactly_when_the_cheap_bound_is_over_it(session: 
     uow.add(post(0, post_id="p11", title="x" * 200))
     with pytest.raises(TransactionTooLarge, match="4 MB"):
         plan_commit(uow._entries)
+
+
+def _eleven_posts(session: Session, counted: int) -> UnitOfWork:
+    """A unit of work adding 11 posts whose transaction DynamoDB counts as `counted` bytes:
+    item bytes plus, per action, its condition text and attribute names (27 bytes for
+    `attribute_not_exists(#n0)` naming `PK`); placeholders and ReturnValues... are free."""
+    per_action = len("attribute_not_exists(#n0)") + len("PK")
+    empty = sum(
+        item_size(entity_to_item_sized(post(0, post_id=f"p{n:02d}", title=""))[0])
+        for n in range(11)
+    )
+    title_bytes = counted - empty - 11 * per_action
+    uow = session.unit_of_work()
+    for n in range(11):
+        share = title_bytes // 11 + (title_bytes % 11 if n == 10 else 0)
+        uow.add(post(0, post_id=f"p{n:02d}", title="x" * share))
+    return uow
+
+
+def test_the_4_mb_limit_counts_expression_text_as_dynamodb_does(
+    session: Session, dynamodb_backend: Backend
+) -> None:
+    """Measured on DynamoDB Local: a transaction's size is its items (keys for updates,
+    deletes and checks) plus expression text, attribute names and value sizes."""
+    limit = 4 * 1024 * 1024
+    over = _eleven_posts(session, limit + 1)
+    posts = [entry.change.entity for entry in over._entries.values() if entry.change]
+    items = sum(item_size(entity_to_item_sized(p)[0]) for p in posts if p is not None)
+    assert items == limit + 1 - 297  # items alone are under the limit ...
+    with pytest.raises(TransactionTooLarge, match="4,194,305 bytes"):
+        over.commit()  # ... but DynamoDB counts the conditions too: refused, nothing sent
+
+    exact = _eleven_posts(session, limit)
+    if dynamodb_backend.endpoint_url is None:
+        plan_commit(exact._entries)  # moto sizes transactions its own way
+        return
+    exact.commit()  # accepted by DynamoDB Local at exactly 4,194,304 counted bytes
+    assert len(session.query(Post, user_id="u1").all()) == 11
 
 
 # -- conflicts inside one unit of work ----------------------------------------------------------
