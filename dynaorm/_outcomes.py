@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from dynaorm._codec import AttributeValue, from_attribute_value
 from dynaorm._compiler import schema_of
 from dynaorm._items import entity_from_item
@@ -220,8 +222,8 @@ def _decoded(expect: Expect | None, item: Item | None) -> Any:
         return None
     try:
         return entity_from_item(schema_of(expect.info.table), item)
-    except DynaormError:
-        return None
+    except (DynaormError, ValidationError):
+        return None  # an item another writer left invalid: explained, not decoded
 
 
 def transaction_error(error: TransactionCanceled, actions: list[Action]) -> DynaormError:
