@@ -28,9 +28,10 @@ from dynaorm._compiler import (
     index_attributes,
     schema_of,
 )
-from dynaorm._conditions import Comparison, Condition, Value, and_, build_condition
+from dynaorm._conditions import Comparison, Value, and_, build_condition
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item, item_type
+from dynaorm._planner import stored_values_condition
 from dynaorm._schema import Table
 from dynaorm.errors import CheckpointMismatch, ConditionFailed, DynaormError
 
@@ -126,13 +127,11 @@ def update_request(
         clauses.append("SET " + ", ".join(pairs))
     if plan.remove:
         clauses.append("REMOVE " + ", ".join(ph.name(a) for a in plan.remove))
-    condition: Condition | None = Comparison(
-        Path(table.type_attribute), "=", Value({"S": str(plan.entity)})
+    sources = {Path(attribute): value for attribute, value in sorted(plan.sources.items())}
+    condition = and_(
+        Comparison(Path(table.type_attribute), "=", Value({"S": str(plan.entity)})),
+        stored_values_condition(sources),
     )
-    for attribute, value in sorted(plan.sources.items()):
-        path = Path(attribute)
-        part = path.not_exists() if value is None else Comparison(path, "=", Value(value))
-        condition = and_(condition, part)
     assert condition is not None
     request = {
         "TableName": table_name,

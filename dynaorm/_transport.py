@@ -528,6 +528,7 @@ def _translate(
     if code == "ConditionalCheckFailedException":
         failed = ConditionFailed(message, **context)
         failed.item = response.get("Item")
+        failed.retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         return failed
     if code == "ResourceNotFoundException":
         return TableNotFound(message, **context)

@@ -23,14 +23,8 @@ from dynaorm._items import entity_to_item_sized, ttl_seconds
 from dynaorm._keys import KeyTemplate
 from dynaorm._update import Update
 from dynaorm.errors import (
-    ConditionFailed,
-    DynaormError,
     ExpressionError,
-    ItemAlreadyExists,
     KeyEncodingError,
-    TransactionCanceled,
-    UniqueConstraintViolation,
-    VersionConflict,
 )
 
 if TYPE_CHECKING:
@@ -38,16 +32,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action",
+    "Expect",
     "FieldChanges",
     "Purpose",
     "build_update",
-    "cancellation_error",
     "coerce_field",
-    "condition_unchanged",
     "delete_action",
     "derived_key_update",
     "guard_actions",
+    "owned_by",
     "put_action",
+    "stored_value",
     "unique_values",
     "update_action",
     "version_condition",
@@ -57,16 +52,34 @@ GUARD_SORT_KEY = "UNIQUE"
 GUARD_TYPE = "dynaorm.unique"
 
 
+class Expect(NamedTuple):
+    """What a write relied on, to explain a failed condition from the stored item.
+
+    `version`: the stored version required; `relied`: field -> value the stored item
+    must still hold; `absent`: no item may be stored; `user`: a caller's condition is
+    part of it; `sets`: the write's whole effect as field values (an update that only
+    sets and removes fields), to recognise its own earlier, applied attempt.
+    """
+
+    info: EntityInfo
+    version: int | None
+    relied: dict[str, Any]
+    absent: bool = False
+    user: bool = False
+    sets: dict[str, Any] | None = None
+
+
 # Purpose and Action are NamedTuples rather than frozen dataclasses: as immutable, and
 # built several times per item written, where a frozen dataclass's __init__ costs 3x.
 class Purpose(NamedTuple):
     """What a failed condition on an action means."""
 
-    kind: str  # "create", "write", "version", "guard", "check"
+    kind: str  # "create", "write", "guard", "guard-release", "check"
     entity: str
     key: tuple[str, str]
     field: str | None = None
     value: Any = None
+    expect: Expect | None = None
 
 
 class Action(NamedTuple):
@@ -78,15 +91,6 @@ class Action(NamedTuple):
     # At least the bytes of item data it carries, as the 4 MB transaction limit counts
     # them, when known without counting (a Put built from an entity); None: count.
     size: int | None = None
-
-    def checked(self, check: object) -> Action:
-        """This action, marked as carrying a version check when `check` is not None.
-
-        A failed condition on it then means a lost optimistic-locking race.
-        """
-        if check is None:
-            return self
-        return self._replace(purpose=self.purpose._replace(kind="version"))
 
 
 def _finish(params: dict[str, Any], ph: Placeholders, condition: Condition | None) -> None:
@@ -291,7 +295,6 @@ def update_action(
     update: Update,
     *,
     condition: Condition | None = None,
-    return_values: bool = True,
 ) -> Action:
     info = key.entity.__dynaorm__
     ph = Placeholders()
@@ -303,8 +306,6 @@ def update_action(
         "Key": key.to_dynamodb(),
         "UpdateExpression": update.serialize(ph),
     }
-    if return_values:
-        params["ReturnValues"] = "ALL_NEW"
     _finish(params, ph, condition)
     return Action("Update", params, Purpose("write", info.name, _key_tuple(key)))
 
@@ -351,8 +352,11 @@ def guard_actions(
             continue
         label = "+".join(group)
         if before is not None and old is not None and None not in before:
+            # Released only by its owner: a guard owned by another item stays.
             params = {"TableName": table_name, "Key": guard_key(info, group, old)}
-            purpose = Purpose("guard-release", info.name, owner, label, before)
+            _finish(params, Placeholders(), owned_by(owner))
+            value = before[0] if len(before) == 1 else before
+            purpose = Purpose("guard-release", info.name, owner, label, value)
             actions.append(Action("Delete", params, purpose))
         if after is not None and new is not None and None not in after:
             item: dict[str, AttributeValue] = {
@@ -374,53 +378,13 @@ def unique_values(entity: Entity) -> dict[str, Any]:
     return {name: getattr(entity, name) for group in info.unique for name in group}
 
 
-def condition_unchanged(info: EntityInfo, values: Mapping[str, Any]) -> Condition | None:
-    """The stored unique fields still hold `values` (guards must move with them)."""
-    condition: Condition | None = None
-    for name, value in values.items():
-        path = info.paths[name]
-        stored = to_attribute_value(_stored(info, name, value))
-        part = path.not_exists() if stored is None or value is None else path == value
-        condition = and_(condition, part)
-    return condition
+def owned_by(owner: tuple[str, str]) -> Condition:
+    """A guard item records its owner's key: the condition that `owner` holds it."""
+    return (Path("owner_pk") == owner[0]) & (Path("owner_sk") == owner[1])
 
 
-def cancellation_error(
-    error: TransactionCanceled, actions: list[Action], versioned: bool = False
-) -> DynaormError:
-    """The most specific error for a cancelled transaction of `actions` (in order).
-
-    DynamoDB reports one reason per action, in the order sent; the first conditional
-    failure decides the error, other reasons stay available on `TransactionCanceled`.
-    """
-    for action, reason in zip(actions, error.reasons, strict=False):
-        if not reason or reason.get("Code") != "ConditionalCheckFailed":
-            continue
-        purpose = action.purpose
-        context: dict[str, Any] = {
-            "operation": "TransactWriteItems",
-            "table": action.params.get("TableName"),
-            "entity": purpose.entity,
-            "key": purpose.key,
-        }
-        if purpose.kind == "guard":
-            return UniqueConstraintViolation(
-                f"{purpose.entity}.{purpose.field} = {purpose.value!r} is already taken "
-                f"(unique constraint); item {purpose.key}",
-                field=purpose.field,
-                value=purpose.value,
-                **context,
-            )
-        if purpose.kind == "create":
-            return ItemAlreadyExists(f"{purpose.entity} {purpose.key} already exists", **context)
-        if purpose.kind == "version" or (versioned and purpose.kind == "write"):
-            return VersionConflict(
-                f"{purpose.entity} {purpose.key} was changed by someone else since it was "
-                "loaded (version check failed)",
-                **context,
-            )
-        return ConditionFailed(
-            f"{purpose.entity} {purpose.key}: the condition of {action.operation} failed",
-            **context,
-        )
-    return error
+def stored_value(info: EntityInfo, name: str, value: Any) -> AttributeValue | None:
+    """How a field value is stored (None: the attribute is absent)."""
+    if value is None:
+        return None
+    return to_attribute_value(_stored(info, name, value))

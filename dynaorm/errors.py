@@ -16,10 +16,12 @@ DynaormError
 │   ├── ConditionFailed        a condition expression was false
 │   │   ├── ItemAlreadyExists  `create` found an item with the same key
 │   │   ├── VersionConflict    the stored version is not the loaded one
+│   │   ├── StaleEntity        values the write relied on changed since they were read
 │   │   └── UniqueConstraintViolation  a unique value is taken
 │   ├── TableNotFound          the table does not exist
 │   ├── Throttled              throughput exceeded after the retry budget
 │   ├── TransactionCanceled    a transaction was cancelled (per-action `reasons`)
+│   ├── WriteOutcomeUnknown    a resent write failed and whether it landed cannot be told
 │   └── ServiceError           any other error from the service or the network
 ├── TransactionTooLarge        a unit of work exceeds 100 actions or 4 MB
 ├── UnitOfWorkClosed           a unit of work was used after commit, rollback or failure
@@ -56,6 +58,7 @@ __all__ = [
     "RequestError",
     "SchemaLockError",
     "ServiceError",
+    "StaleEntity",
     "TableNotFound",
     "Throttled",
     "TransactionCanceled",
@@ -64,6 +67,7 @@ __all__ = [
     "UnitOfWorkClosed",
     "UnknownFieldError",
     "VersionConflict",
+    "WriteOutcomeUnknown",
 ]
 
 _UNSET: Any = object()
@@ -189,10 +193,15 @@ class RequestError(DynaormError):
 
 
 class ConditionFailed(RequestError):
-    """A condition expression evaluated to false; `item` is the stored item if returned."""
+    """A condition expression evaluated to false; `item` is the stored item if returned.
+
+    `retries`: how many times the request was resent before this answer (a resent write
+    may fail its own condition because an earlier attempt of it was applied).
+    """
 
     code = "condition-failed"
     item: Any = None
+    retries: int = 0
 
 
 class ItemAlreadyExists(ConditionFailed):
@@ -205,6 +214,18 @@ class VersionConflict(ConditionFailed):
     """The stored version differs from the version that was loaded."""
 
     code = "version-conflict"
+
+
+class StaleEntity(ConditionFailed):
+    """Stored values a write relied on (to rebuild an index key, or to move a unique
+    guard) changed since they were read; `fields` maps each such field to
+    (the value relied on, the stored value)."""
+
+    code = "stale-entity"
+
+    def __init__(self, message: str, *, fields: dict[str, tuple[Any, Any]], **context: Any):
+        super().__init__(message, **context)
+        self.fields = fields
 
 
 class UniqueConstraintViolation(ConditionFailed):
@@ -233,6 +254,16 @@ class TransactionCanceled(RequestError):
     def __init__(self, message: str, *, reasons: list[Any], **context: Any) -> None:
         super().__init__(message, **context)
         self.reasons = reasons
+
+
+class WriteOutcomeUnknown(RequestError):
+    """A write's response was lost, its resend failed its condition, and the stored item
+    has moved on since: the first attempt may or may not have been applied. Unlike a
+    `VersionConflict`, retrying blindly may apply the change twice; check the stored
+    item for a marker of this write first. `item` is the stored item, if any."""
+
+    code = "write-outcome-unknown"
+    item: Any = None
 
 
 class ServiceError(RequestError):
