@@ -29,7 +29,9 @@ EXPECTED = [
     "Update",
     "__version__",
     "errors",
+    "iam_policy",
     "schema_of",
+    "tenant_tag_value",
 ]
 
 
