@@ -108,6 +108,13 @@ def iam_policy(
 def tenant_patterns(table: Table, slot: str, tag: str) -> list[str]:
     """The `dynamodb:LeadingKeys` patterns matching every partition key of `table` whose
     tenant segment is the encoded value held in principal tag `tag`."""
+    if not tag or len(tag) > 128 or not all(_tag_character(c) for c in tag):
+        raise PolicyError(
+            f"tenant tag {tag!r} is not an IAM tag key (1-128 letters, digits, spaces and "
+            "_ . : / = + - @)",
+            field=slot,
+            value=tag,
+        )
     entities = table.entities
     if not entities:
         raise PolicyError(f"Table {table.name!r} declares no entity to scope", field=slot)

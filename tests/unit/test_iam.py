@@ -290,6 +290,11 @@ def test_tenant_conditions_that_cannot_cover_an_item_are_refused(
     with pytest.raises(PolicyError, match=message) as info:
         iam_policy(table, tenant_slot="tenant_id")
     assert (info.value.entity, info.value.field) == (entity, "tenant_id")
+
+
+def test_a_tenant_needs_a_valid_tag_key_and_a_runtime_policy() -> None:
+    with pytest.raises(PolicyError, match="not an IAM tag key"):
+        iam_policy(tenants, tenant_slot="tenant_id", tenant_tag="org}/x${*")
     with pytest.raises(PolicyError, match="admin policy"):
         iam_policy(tenants, access="admin", tenant_slot="tenant_id")
 
