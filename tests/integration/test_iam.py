@@ -260,6 +260,7 @@ def test_every_request_the_suite_sent_is_allowed(
     exercise(session)
     log: AccessLog = request.config.stash[ACCESS_LOG]
     refused: list[str] = []
+    tables: dict[str, list[Table]] = {}
     policies: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for sent in log.sent:
         need = sent.need
@@ -270,10 +271,12 @@ def test_every_request_the_suite_sent_is_allowed(
             refused.append(f"{where} (not a table of the session's prefix {sent.prefix!r})")
             continue
         logical = need.table.removeprefix(sent.prefix)
+        if logical not in tables:
+            tables[logical] = declared_tables(logical)
         if (sent.prefix, logical) not in policies:
             policies[sent.prefix, logical] = [
                 iam_policy(t, access=access, table_prefix=sent.prefix)
-                for t in declared_tables(logical)
+                for t in tables[logical]
                 for access in ("read-write", "admin")
             ]
         candidates = policies[sent.prefix, logical]
