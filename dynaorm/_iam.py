@@ -10,6 +10,7 @@ a Query on a global secondary index is authorized on the index ARN.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -44,6 +45,9 @@ _ADMIN_ACTIONS = (
 _TENANT_EXCLUDED = frozenset({"Scan"})
 # Characters IAM accepts in a tag value (letters, digits, spaces and `_ . : / = + - @`).
 _TAG_PUNCTUATION = frozenset(" _.:/=+-@")
+_REGION = re.compile(r"[a-z0-9*-]+")
+_ACCOUNT = re.compile(r"[0-9]{12}|\*")
+_PARTITION = re.compile(r"aws(-[a-z]+)*")
 # StringLike wildcards, written as IAM's fixed-value policy variables when meant literally.
 _LIKE_ESCAPES = {"*": "${*}", "?": "${?}", "$": "${$}"}
 
@@ -72,6 +76,15 @@ def iam_policy(
     principal tag `tenant_tag` (default: the slot's name) through `dynamodb:LeadingKeys`.
     Raises `PolicyError` when such a condition cannot cover every item dynaorm writes.
     """
+    for option, value, shape in (
+        ("region", region, _REGION),
+        ("account", account, _ACCOUNT),
+        ("partition", partition, _PARTITION),
+    ):
+        if not shape.fullmatch(value):
+            raise PolicyError(
+                f"{option}={value!r} cannot go into an ARN", field=option, value=value
+            )
     schema = schema_of(table)
     prefix = os.environ.get("DYNAMODB_TABLE_PREFIX", "") if table_prefix is None else table_prefix
     table_arn = f"arn:{partition}:dynamodb:{region}:{account}:table/{prefix}{table.name}"

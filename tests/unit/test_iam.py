@@ -112,6 +112,15 @@ def test_the_prefix_comes_from_the_environment_unless_given(
     assert explicit["Statement"][2]["Resource"] == ["arn:aws-cn:dynamodb:cn-north-1:*:table/blog"]
 
 
+@pytest.mark.parametrize(
+    "option", [{"account": "12345"}, {"region": "eu-west-1:1/"}, {"partition": "aws:"}]
+)
+def test_arn_parts_are_checked(blog: Table, option: dict[str, str]) -> None:
+    with pytest.raises(PolicyError, match="cannot go into an ARN") as info:
+        iam_policy(blog, **option)  # type: ignore[arg-type]
+    assert info.value.field == next(iter(option))
+
+
 plain = Table("plain")
 
 
