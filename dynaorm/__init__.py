@@ -5,6 +5,7 @@ from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
 from dynaorm._conditions import Condition
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path
+from dynaorm._iam import iam_policy, tenant_tag_value
 from dynaorm._query import Page, Query, Scan
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._session import CollectionResult, Session
@@ -43,5 +44,7 @@ __all__ = [
     "Usage",
     "__version__",
     "errors",
+    "iam_policy",
     "schema_of",
+    "tenant_tag_value",
 ]

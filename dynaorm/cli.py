@@ -3,7 +3,8 @@
 `dynaorm schema module:table` prints access patterns or the table definition, and with
 --lock writes the schema lock that freezes each index's GSI; `dynaorm diff module:table`
 compares the schema with the lock and the live table; `dynaorm migrate module:table`
-creates missing GSIs, enables TTL and backfills derived keys.
+creates missing GSIs, enables TTL and backfills derived keys; `dynaorm iam module:table`
+prints the least-privilege IAM policy for the table.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dynaorm._ddl import (
     lock_drift,
     lock_entries,
 )
+from dynaorm._iam import Access, iam_policy
 from dynaorm._lock import LockedIndex, read_lock, write_lock
 from dynaorm._migrate import (
     MigrationReport,
@@ -341,6 +343,52 @@ def _add_diff_and_migrate(commands: Any) -> None:
     run.set_defaults(handler=_migrate_command)
 
 
+# -- iam ----------------------------------------------------------------------------------
+
+
+def _iam_command(args: argparse.Namespace) -> str:
+    access: Access = "admin" if args.admin else "read-only" if args.read_only else "read-write"
+    policy = iam_policy(
+        load_table(args.table),
+        access=access,
+        region=args.region,
+        account=args.account,
+        partition=args.partition,
+        table_prefix=args.table_prefix,
+        tenant_slot=args.tenant_slot,
+        tenant_tag=args.tenant_tag,
+    )
+    return json.dumps(policy, indent=2)
+
+
+def _add_iam(commands: Any) -> None:
+    iam = commands.add_parser(
+        "iam",
+        help="print the least-privilege IAM policy (JSON) for a table's declared access",
+    )
+    iam.add_argument("table", help="the Table to grant access to, as module:attribute")
+    role = iam.add_mutually_exclusive_group()
+    role.add_argument("--read-only", action="store_true", help="gets, queries and scans only")
+    role.add_argument(
+        "--admin",
+        action="store_true",
+        help="what create_table, diff and migrate need, instead of the runtime policy",
+    )
+    iam.add_argument("--region", default="*", help="region in the ARNs (default: *)")
+    iam.add_argument("--account", default="*", help="account id in the ARNs (default: *)")
+    iam.add_argument("--partition", default="aws", help="ARN partition (default: aws)")
+    iam.add_argument("--table-prefix", help="physical name prefix (default: DYNAMODB_TABLE_PREFIX)")
+    iam.add_argument(
+        "--tenant-slot",
+        help="scope items to partitions whose leading slot equals a principal tag",
+    )
+    iam.add_argument(
+        "--tenant-tag",
+        help="the principal tag holding the encoded tenant (default: the slot's name)",
+    )
+    iam.set_defaults(handler=_iam_command)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dynaorm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -369,6 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(handler=_schema_command)
     _add_diff_and_migrate(commands)
+    _add_iam(commands)
     return parser
 
 

@@ -28,7 +28,8 @@ DynaormError
 ├── InvalidCursor              a pagination cursor was tampered with or is foreign
 ├── BatchIncomplete            a batch left requests undone: which, and why (per request)
 ├── MigrationError             the live table differs in a way `migrate` does not change
-└── CheckpointMismatch         a migrate checkpoint belongs to another table or schema
+├── CheckpointMismatch         a migrate checkpoint belongs to another table or schema
+└── PolicyError                an IAM policy cannot be generated as asked (tenant scope)
 ```
 
 Every error carries a stable `code` and, where they apply, the `entity`, `key`,
@@ -55,6 +56,7 @@ __all__ = [
     "KeyEncodingError",
     "KeyTemplateError",
     "MigrationError",
+    "PolicyError",
     "RequestError",
     "SchemaLockError",
     "ServiceError",
@@ -345,3 +347,9 @@ class CheckpointMismatch(DynaormError):
     """A checkpoint file was written by a run on another table, schema or segment count."""
 
     code = "checkpoint-mismatch"
+
+
+class PolicyError(DynaormError):
+    """An IAM policy cannot be generated as asked: a tenant condition cannot cover an item."""
+
+    code = "iam-policy"

@@ -32,7 +32,9 @@ EXPECTED = [
     "Usage",
     "__version__",
     "errors",
+    "iam_policy",
     "schema_of",
+    "tenant_tag_value",
 ]
 
 
