@@ -15,6 +15,7 @@ from dynaorm._backfill import BackfillCounts, ProgressCallback, backfill
 from dynaorm._compiler import CompiledSchema, Gsi, schema_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._schema import Table
+from dynaorm._workers import WorkerOptions, backfill_across_workers
 from dynaorm.errors import MigrationError
 
 if TYPE_CHECKING:
@@ -179,6 +180,7 @@ class MigrationReport:
     created_gsis: list[str] = field(default_factory=list)
     ttl_enabled: bool = False
     backfill: BackfillCounts = field(default_factory=BackfillCounts)
+    run: str | None = None  # the shared run this process took part in as a worker
 
     @property
     def complete(self) -> bool:
@@ -224,12 +226,16 @@ def migrate(
     page_size: int | None = None,
     max_attempts: int = 5,
     progress: ProgressCallback | None = None,
+    workers: WorkerOptions | None = None,
+    max_wcu: float | None = None,
 ) -> MigrationReport:
     """Create missing GSIs one at a time, enable TTL, then backfill derived keys.
 
     Refuses (`MigrationError`) when something exists in a shape it cannot change: the
     primary key, a GSI's keys or projection, the TTL attribute. Never deletes anything.
-    The keyword options after `on_step` are `backfill`'s.
+    The keyword options after `on_step` are `backfill`'s; with `workers`, this process is
+    one worker of a backfill shared through lease items (`backfill_across_workers`),
+    and `checkpoint` and `dry_run` do not apply to the backfill.
     """
     say = on_step or (lambda _message: None)
     schema = schema_of(table)
@@ -245,6 +251,21 @@ def migrate(
     if not dry_run:
         _change_table(session, schema, live, report, say)
     say(f"{'checking' if dry_run else 'backfilling'} derived keys of {live.name}")
+    if workers is not None and not dry_run:
+        say(f"worker {workers.worker} joins run {workers.run} ({segments} segments)")
+        report.run = workers.run
+        report.backfill = backfill_across_workers(
+            session,
+            table,
+            workers,
+            segments=segments,
+            page_size=page_size,
+            max_attempts=max_attempts,
+            progress=progress,
+            estimate=live.item_count,
+            max_wcu=max_wcu,
+        )
+        return report
     report.backfill = backfill(
         session,
         table,
@@ -255,5 +276,6 @@ def migrate(
         max_attempts=max_attempts,
         progress=progress,
         estimate=live.item_count,
+        max_wcu=max_wcu,
     )
     return report
