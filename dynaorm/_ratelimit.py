@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from dynaorm.errors import ConditionFailed
+from dynaorm.errors import ConditionFailed, DefinitionError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -34,17 +34,18 @@ class TokenBucket:
         rate: float,
         *,
         burst: float | None = None,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
-        if rate <= 0:
-            raise ValueError(f"max_wcu must be positive, got {rate}")
+        if not rate > 0:
+            raise DefinitionError(f"max_wcu must be a positive number, got {rate}", value=rate)
         self.rate = rate
         self.burst = burst if burst is not None else rate
-        self._clock = clock
-        self._sleep = sleep
+        # Looked up per bucket, not bound as defaults, so a test can swap the module's clock.
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
         self._tokens = self.burst
-        self._updated = clock()
+        self._updated = self._clock()
         self._lock = threading.Lock()
 
     def _refill(self) -> float:

@@ -356,25 +356,29 @@ def backfill_across_workers(
     schema = schema_of(table)
     name = session.table_name(table)
     info = RunInfo(options.run, name, schema_fingerprint(schema), segments)
-    _join(session, table, name, info, int(options.clock() * 1000))
-    worker = _Worker(session, schema, name, info, options, page_size, max_attempts, progress)
-    worker.counts.estimate = estimate
-    leases = _read_leases(session, table, name, options.run)
-    worker.counts.finished_before = len(leases) == segments and all(
-        lease.state == "done" for lease in leases.values()
-    )
-    with (
-        pacing(session, max_wcu) as worker.limiter,
-        ThreadPoolExecutor(max(1, options.threads)) as pool,
-    ):
-        futures = [pool.submit(worker.run_thread) for _ in range(max(1, options.threads))]
+    with pacing(session, max_wcu) as limiter:  # every write of the worker counts, its own too
+        _join(session, table, name, info, int(options.clock() * 1000))
+        worker = _Worker(
+            session, schema, name, info, options, page_size, max_attempts, progress, limiter
+        )
+        worker.counts.estimate = estimate
+        leases = _read_leases(session, table, name, options.run)
+        worker.counts.finished_before = len(leases) == segments and all(
+            lease.state == "done" for lease in leases.values()
+        )
+        _run_threads(worker, max(1, options.threads))
+    return worker.counts
+
+
+def _run_threads(worker: _Worker, threads: int) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(worker.run_thread) for _ in range(threads)]
         try:
             for future in futures:
                 future.result()
         except BaseException:
             worker.stop.set()  # the other threads release their segments after this page
             raise
-    return worker.counts
 
 
 # -- status --------------------------------------------------------------------------------

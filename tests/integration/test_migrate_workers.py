@@ -31,6 +31,7 @@ from dynaorm._workers import (
 from dynaorm.cli import main
 from dynaorm.errors import CheckpointMismatch, ConditionFailed
 from tests.dynamodb_local import Backend
+from tests.unit.test_ratelimit import FakeTime
 
 from .test_migrate import CATEGORIES, ProductV1, cli_args, shop_v1, shop_v2
 
@@ -57,7 +58,8 @@ def products(session: Session) -> Iterator[list[ProductV1]]:
 
 
 def _internal(params: dict[str, Any]) -> bool:
-    return str(params.get("Key", {}).get("PK", {}).get("S", "")).startswith(INTERNAL_KEY_PREFIX)
+    key = params.get("Key") or params.get("Item") or {}
+    return str(key.get("PK", {}).get("S", "")).startswith(INTERNAL_KEY_PREFIX)
 
 
 class _Crash(Exception):
@@ -257,3 +259,30 @@ def test_a_worker_of_another_shape_is_refused(session: Session, products: list[P
     backfill_across_workers(session, shop_v2, options, segments=2)
     with pytest.raises(CheckpointMismatch, match="run-3"):
         backfill_across_workers(session, shop_v2, options, segments=3)
+
+
+def test_max_wcu_paces_every_backfill_write(
+    session: Session, products: list[ProductV1], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTime()  # the bucket's clock: nothing here waits for real
+    monkeypatch.setattr("dynaorm._ratelimit.time", fake)
+    charged = [0.0]
+    paced: list[tuple[float, float]] = []  # (clock when an item write returned, units before)
+
+    def listen(operation: str, params: dict[str, Any], response: Any, error: Any) -> None:
+        if operation not in ("UpdateItem", "PutItem"):
+            return
+        if not _internal(params):
+            paced.append((fake.monotonic(), charged[0]))
+        consumed = (response or {}).get("ConsumedCapacity") or {}
+        charged[0] += float(consumed.get("CapacityUnits", 0)) or 1.0
+
+    session.transport.add_listener(listen)
+    options = WorkerOptions("run-4", lease_seconds=600)
+    counts = backfill_across_workers(session, shop_v2, options, segments=4, max_wcu=20)
+    session.transport.remove_listener(listen)
+
+    assert counts.updated == len(paced) == 107
+    for started, before in paced:  # no write began before the units charged were repaid
+        assert started >= (before - 20) / 20 - 1e-6
+    assert paced[-1][1] > 20 and fake.slept  # beyond the burst: writes did wait
