@@ -392,3 +392,27 @@ def test_in_memory_explains_that_each_command_starts_empty(
     assert "from a shell every command starts with no tables" in " ".join(
         capsys.readouterr().out.split()
     )
+
+
+def test_a_worker_that_loses_the_race_to_create_a_gsi_or_ttl_carries_on(
+    session: Session, shop: list[ProductV1], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers of a shared run all start with `migrate`: when another one sends the same
+    UpdateTable / UpdateTimeToLive just before this one, this one finds them done."""
+    original = session.transport.call
+    raced: list[str] = []
+
+    def call(operation: str, params: dict[str, Any], **context: Any) -> dict[str, Any]:
+        if operation in ("UpdateTable", "UpdateTimeToLive") and operation not in raced:
+            raced.append(operation)
+            original(operation, params)  # the other worker's identical request lands first
+        return original(operation, params, **context)
+
+    monkeypatch.setattr(session.transport, "call", call)
+    report = migrate(session, shop_v2)
+
+    assert raced == ["UpdateTable", "UpdateTimeToLive"]
+    assert report.created_gsis == []  # another worker did
+    # DynamoDB refuses a second enable, moto accepts it: either way TTL ends up enabled.
+    assert report.backfill.pending == {"Product": 20}
+    assert diff_table(schema_of(shop_v2), describe_live(session, shop_v2)).in_sync

@@ -108,6 +108,20 @@ class _Victim:
             raise _Crash
 
 
+def _atomic_requests(sessions: list[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto is not thread-safe (it checks a condition, then writes, without a lock; a reader
+    can see an item half updated): one lock makes each request atomic, as DynamoDB does."""
+    lock = threading.Lock()
+    for session in sessions:
+        original = session.transport.call
+
+        def call(operation: str, params: dict[str, Any], _send: Any = original, **kw: Any) -> Any:
+            with lock:
+                return _send(operation, params, **kw)
+
+        monkeypatch.setattr(session.transport, "call", call)
+
+
 def _worker(session: Session, name: str) -> None:
     options = WorkerOptions("run-1", worker=name, lease_seconds=LEASE)
     backfill_across_workers(session, shop_v2, options, segments=SEGMENTS, page_size=3)
@@ -118,6 +132,8 @@ def test_four_workers_one_killed_backfill_every_item_exactly_once(
     dynamodb_backend: Backend,
     products: list[ProductV1],
     monkeypatch: pytest.MonkeyPatch,
+    cli_args: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     prefix = session.transport.table_prefix
     workers = [dynamodb_backend.session(table_prefix=prefix) for _ in range(4)]
@@ -136,6 +152,8 @@ def test_four_workers_one_killed_backfill_every_item_exactly_once(
 
     for worker in workers:
         worker.transport.add_listener(listen)
+    if dynamodb_backend.name == "memory":
+        _atomic_requests([session, *workers], monkeypatch)
     victim = _Victim(workers[0], session)
     monkeypatch.setattr(workers[0].transport, "call", victim.call)
     crashes: list[BaseException] = []
@@ -184,6 +202,12 @@ def test_four_workers_one_killed_backfill_every_item_exactly_once(
     assert row[:3] == [str(crashed.segment), "leased", "killed"]
     for worker in workers:
         worker.transport.close()
+
+    assert main(["migrate", TARGET, "--run", "run-1", "--status", *cli_args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{SEGMENTS} segments, {SEGMENTS} done; 161 items scanned" in lines[0]
+    row = lines[2 + crashed.segment].split()
+    assert row[1] == "done" and row[2] == resumed.owner and row[-1] == "-"
 
 
 def test_status_command_shows_every_segment(
