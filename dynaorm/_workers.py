@@ -326,12 +326,22 @@ def _join(session: Session, table: Table, table_name: str, info: RunInfo, now_ms
         pass
     found, _ = _read_run(session, table, table_name, info.run)
     if found != info:
+        was = _describe_run(found)
         raise CheckpointMismatch(
-            f"migrate run {info.run!r} was started as {found}, this worker would run it as "
-            f"{info} (another table, schema or segment count); give this run another --run "
-            "id, or run the same schema with the same --segments",
+            f"migrate run {info.run!r} was started {was}; this worker would scan "
+            f"{_describe_run(info)}: start it with the run's --segments and schema, or give "
+            "this scan another --run id",
             key=info.run,
         )
+
+
+def _describe_run(info: RunInfo | None) -> str:
+    if info is None:
+        return "and removed meanwhile"
+    return (
+        f"on table {info.table} with {info.total_segments} segments and schema fingerprint "
+        f"{info.fingerprint}"
+    )
 
 
 def backfill_across_workers(
