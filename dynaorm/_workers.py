@@ -210,8 +210,8 @@ class _Worker:
         except BaseException:
             # A failed page (or Ctrl-C): hand the segment back if the table still answers;
             # if not (a crash), the lease expires and another worker resumes it.
-            self.add(job.counts)
             held.release(quietly=True)
+            self.add(job.counts, report=False)
             raise
 
     def scan_request(self, segment: int, start: dict[str, Any] | None) -> dict[str, Any]:
@@ -235,13 +235,13 @@ class _Worker:
             updated=lease.updated + job.counts.updated,
         )
         held.save(done=position is None)
-        self.add(job.counts)
-        job.counts = BackfillCounts()
+        part, job.counts = job.counts, BackfillCounts()
+        self.add(part)
 
-    def add(self, part: BackfillCounts) -> None:
+    def add(self, part: BackfillCounts, *, report: bool = True) -> None:
         with self.lock:
             _merge(self.counts, part)
-            if self.progress is not None:
+            if report and self.progress is not None:
                 self.progress(self.counts)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dynaorm import Session
+from dynaorm._backfill import BackfillCounts
 from dynaorm._compiler import schema_of
 from dynaorm._leases import (
     INTERNAL_KEY_PREFIX,
@@ -33,6 +34,7 @@ from dynaorm.errors import CheckpointMismatch, ConditionFailed
 from tests.dynamodb_local import Backend
 from tests.unit.test_ratelimit import FakeTime
 
+from .conftest import Recorder
 from .test_migrate import CATEGORIES, ProductV1, cli_args, shop_v1, shop_v2
 
 __all__ = ["cli_args"]  # the fixture, shared with test_migrate
@@ -312,3 +314,64 @@ def test_max_wcu_paces_every_backfill_write(
     for started, before in paced:  # no write began before the units charged were repaid
         assert started >= (before - 20) / 20 - 1e-6
     assert paced[-1][1] > 20 and fake.slept  # beyond the burst: writes did wait
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_worker_hands_its_segment_back_at_once(
+    session: Session, products: list[ProductV1]
+) -> None:
+    def stop_after_first_page(counts: BackfillCounts) -> None:
+        raise _Interrupt
+
+    first = WorkerOptions("run-5", worker="a", lease_seconds=600)
+    with pytest.raises(_Interrupt):
+        backfill_across_workers(
+            session, shop_v2, first, segments=1, page_size=50, progress=stop_after_first_page
+        )
+    handed_back = run_status(session, shop_v2, "run-5").leases[0]
+    assert (handed_back.state, handed_back.owner, handed_back.until_ms) == ("released", "a", 0)
+    assert handed_back.position is not None and handed_back.scanned > 0
+
+    # Another worker resumes at once (no lease to wait for) from the saved position.
+    second = WorkerOptions("run-5", worker="b", lease_seconds=600, sleep=_no_waiting)
+    rest = backfill_across_workers(session, shop_v2, second, segments=1, page_size=50)
+
+    assert rest.scanned == 161 - handed_back.scanned
+    assert rest.updated + handed_back.updated == 107
+    final = run_status(session, shop_v2, "run-5").leases[0]
+    assert (final.state, final.owner, final.claims, final.scanned) == ("done", "b", 2, 161)
+
+
+def test_a_long_page_renews_the_lease_while_it_is_processed(
+    session: Session, products: list[ProductV1], recorder: Recorder
+) -> None:
+    clock = [1_000.0]
+
+    def tick() -> float:  # every reading of the worker's clock is a quarter second later
+        clock[0] += 0.25
+        return clock[0]
+
+    options = WorkerOptions("run-6", lease_seconds=3, clock=tick, sleep=_no_waiting)
+    backfill_across_workers(session, shop_v2, options, segments=1, page_size=200)
+
+    saves = [
+        params
+        for operation, params in recorder.calls
+        if operation == "UpdateItem" and ":scanned" in params.get("ExpressionAttributeValues", {})
+    ]
+    # One page, saved once when done, and renewed every second (4 readings) while the
+    # 161 items of the page were processed.
+    assert len(saves) > 10
+    assert [s["ExpressionAttributeValues"][":scanned"] for s in saves[:-1]] == [{"N": "0"}] * (
+        len(saves) - 1
+    )
+    assert saves[-1]["ExpressionAttributeValues"][":scanned"] == {"N": "161"}
+    untils = [int(s["ExpressionAttributeValues"][":until"]["N"]) for s in saves]
+    assert untils == sorted(untils)
+
+
+def _no_waiting(seconds: float) -> None:
+    raise AssertionError(f"a worker waited {seconds}s though no other worker held a segment")
