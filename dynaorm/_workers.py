@@ -37,6 +37,7 @@ from dynaorm._leases import (
     claim_request,
     is_internal,
     lease_from_item,
+    partition_of,
     release_request,
     run_from_item,
     run_item_request,
@@ -44,7 +45,7 @@ from dynaorm._leases import (
 )
 from dynaorm._ratelimit import Clock, Sleep, TokenBucket, pacing
 from dynaorm._schema import Table
-from dynaorm.errors import CheckpointMismatch, ConditionFailed
+from dynaorm.errors import CheckpointMismatch, ConditionFailed, DefinitionError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -112,6 +113,15 @@ class WorkerOptions:
     lease_seconds: float = 60.0
     clock: Clock = time.time
     sleep: Sleep = time.sleep
+
+    def __post_init__(self) -> None:
+        partition_of(self.run)  # refuses a run id that is not a plain name, before any request
+        if self.threads < 1 or not self.lease_seconds > 0:
+            raise DefinitionError(
+                f"migrate worker {self.worker!r}: threads ({self.threads}) and lease_seconds "
+                f"({self.lease_seconds}) must be positive",
+                value=(self.threads, self.lease_seconds),
+            )
 
 
 @dataclass

@@ -180,8 +180,8 @@ def _worker_options(args: argparse.Namespace) -> WorkerOptions | None:
     )
 
 
-def _status_command(session: Session, args: argparse.Namespace) -> tuple[str, int]:
-    status = run_status(session, load_table(args.table), args.run)
+def _status_command(session: Session, table: Table, run: str) -> tuple[str, int]:
+    status = run_status(session, table, run)
     lines = status_lines(status, int(time.time() * 1000))
     return "\n".join(lines), 0 if status.finished else EXIT_PENDING
 
@@ -192,7 +192,7 @@ def _migrate_command(args: argparse.Namespace) -> tuple[str, int]:
     session = _session(args)
     if args.status:
         with contextlib.closing(session.transport):
-            return _status_command(session, args)
+            return _status_command(session, table, args.run)
     with (
         contextlib.closing(session.transport),
         _progress(sys.stderr, enabled=not args.no_progress) as progress,

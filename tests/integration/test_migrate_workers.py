@@ -40,7 +40,8 @@ from .test_migrate import CATEGORIES, ProductV1, cli_args, shop_v1, shop_v2
 __all__ = ["cli_args"]  # the fixture, shared with test_migrate
 
 SEGMENTS = 8
-LEASE = 2.0  # seconds: short, so the crashed worker's segment is taken over within the test
+LEASE = 4.0  # seconds: short enough for a test, long enough that a loaded machine never
+# stalls a live worker past it (which would make a takeover legitimate, not a crash)
 TARGET = "dynaorm_migrate_models:shop_v2"
 
 
@@ -243,7 +244,15 @@ def test_status_command_shows_every_segment(
     assert "with 4 segments" in err and "this worker would scan" in err and "8 segments" in err
 
 
-def test_worker_options_need_a_run(cli_args: list[str]) -> None:
+def test_worker_options_need_a_run(
+    cli_args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def connect(args: Any) -> Session:
+        raise AssertionError("refused options must be refused before connecting")
+
+    monkeypatch.setattr("dynaorm.cli._session", connect)
+    assert main(["migrate", TARGET, "--run", "a#b", *cli_args]) == 1
+    assert "[definition] migrate run id 'a#b': use 1 to 128 letters" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--worker, --status needs --run"):
         main(["migrate", TARGET, "--worker", "w", "--status", *cli_args])
     with pytest.raises(SystemExit, match="--checkpoint and --run exclude each other"):
