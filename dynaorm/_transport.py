@@ -170,6 +170,7 @@ class Transport:
         self._listeners_lock = threading.Lock()
         self._stats = Stats()
         self._send_hook: SendHook | None = None
+        self._embedded = False  # moto in this process (see `in_memory`)
 
     @classmethod
     def in_memory(cls, **options: Any) -> Transport:
@@ -189,7 +190,9 @@ class Transport:
         options.setdefault("endpoint_url", f"https://dynamodb.{region}.amazonaws.com")
         options.setdefault("aws_access_key_id", _MEMORY_CREDENTIAL)
         options.setdefault("aws_secret_access_key", _MEMORY_CREDENTIAL)
-        return cls(**options)
+        transport = cls(**options)
+        transport._embedded = True
+        return transport
 
     @property
     def region(self) -> str:
@@ -276,6 +279,16 @@ class Transport:
             response: dict[str, Any] = self._connection._make_api_call(operation, request)
         except _DRIVER_ERRORS as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
+            self._finish(operation, sent, None, failure, started)
+            raise failure from error
+        except Exception as error:
+            # moto runs inside this process: an exception escaping its request handling is
+            # the backend failing (moto's own server answers it with a 500), not a bug of
+            # dynaorm's, so it is reported as the service error it stands for.
+            if not (self._embedded and _raised_by_moto(error)):
+                raise
+            backend = EmbeddedBackendError(error=f"{type(error).__name__}: {error}")
+            failure = _translate(backend, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure, started)
             raise failure from error
         self._finish(operation, sent, response, None, started)
@@ -381,6 +394,23 @@ class MalformedResponse(botocore.exceptions.BotoCoreError):  # type: ignore[misc
     page, a truncated or garbled body). Mapped like any transport failure."""
 
     fmt = "the response could not be parsed ({error})"
+
+
+class EmbeddedBackendError(botocore.exceptions.BotoCoreError):  # type: ignore[misc, unused-ignore]
+    """An exception raised inside moto while it answered a request of the embedded backend
+    (where moto's server would answer HTTP 500)."""
+
+    fmt = "the embedded backend (moto) failed: {error}"
+
+
+def _raised_by_moto(error: BaseException) -> bool:
+    """True when the innermost frame of `error`'s traceback is moto's code."""
+    trace = error.__traceback__
+    if trace is None:
+        return False
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    return str(trace.tb_frame.f_globals.get("__name__", "")).startswith("moto.")
 
 
 class _GuardedParsers:

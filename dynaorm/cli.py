@@ -41,7 +41,8 @@ from dynaorm._migrate import (
 from dynaorm._placement import LockConflict
 from dynaorm._schema import Table
 from dynaorm._session import Session
-from dynaorm.errors import DynaormError
+from dynaorm._workers import WorkerOptions, default_worker_name, run_status, status_lines
+from dynaorm.errors import DynaormError, TableNotFound
 
 __all__ = ["EXIT_PENDING", "diff_lines", "load_table", "main", "summary_lines"]
 
@@ -134,6 +135,10 @@ def _write_lock(table: Table, given: str | bool, *, force: bool) -> tuple[str, i
 # Exit statuses of `diff` and `migrate`, after terraform's -detailed-exitcode: 0 means the
 # table matches (or the migration finished), 1 an error, 2 work left to do.
 EXIT_PENDING = 2
+_IN_MEMORY_HINT = (
+    "dynaorm: --in-memory starts an empty backend inside this process: a table created by "
+    "another command or program is not there; use --endpoint-url (e.g. DynamoDB Local)"
+)
 
 
 def _session(args: argparse.Namespace) -> Session:
@@ -174,13 +179,29 @@ def summary_lines(report: MigrationReport) -> list[str]:
         f"table {diff.table}",
         f"  GSIs: {verb} create {', '.join(gsis) or 'none'}",
         f"  TTL: {verb} enable on {diff.ttl_attribute!r}" if ttl else "  TTL: no change",
-        f"  backfill: {counts.scanned} items scanned, {verb} update {changed}",
+        _backfill_line(report, verb, changed),
         f"    {counts.current} already current, {counts.skipped} of other types or unique "
         f"guards, {counts.invalid} not decodable, {counts.key_mismatch} with outdated "
         "primary keys",
         f"    {counts.retried} retries after concurrent writes, {counts.vanished} deleted "
         f"meanwhile, {counts.conflicts} still changing (run again)",
     ]
+
+
+def _backfill_line(report: MigrationReport, verb: str, changed: str) -> str:
+    counts = report.backfill
+    if counts.finished_before and report.run is not None:
+        return (
+            f"  backfill: run {report.run} says the backfill finished: scanned none, {verb} "
+            "update none; start another --run to scan again"
+        )
+    if counts.finished_before:
+        return (
+            f"  backfill: the checkpoint says the backfill finished: scanned none, {verb} "
+            "update none; delete the checkpoint to scan again"
+        )
+    worker = " by this worker" if report.run is not None else ""
+    return f"  backfill: {counts.scanned} items scanned{worker}, {verb} update {changed}"
 
 
 def _diff_command(args: argparse.Namespace) -> tuple[str, int]:
@@ -202,9 +223,42 @@ def _diff_command(args: argparse.Namespace) -> tuple[str, int]:
     return "\n".join(lines + placement), EXIT_PENDING
 
 
+def _worker_options(args: argparse.Namespace) -> WorkerOptions | None:
+    """The options of a shared run (`--run`), after refusing combinations that mean nothing."""
+    alone = [f"--{o}" for o in ("worker", "threads", "lease-seconds", "status")]
+    given = [o for o in alone if getattr(args, o[2:].replace("-", "_")) not in (None, False)]
+    if args.run is None:
+        if given:
+            raise SystemExit(f"dynaorm: {', '.join(given)} needs --run (the shared run's id)")
+        return None
+    for other in ("checkpoint", "dry_run"):
+        if getattr(args, other):
+            option = "--" + other.replace("_", "-")
+            raise SystemExit(
+                f"dynaorm: {option} and --run exclude each other: a shared run keeps its "
+                "progress in the table, a dry run scans alone and saves nothing"
+            )
+    return WorkerOptions(
+        run=args.run,
+        worker=args.worker or default_worker_name(),
+        threads=args.threads or 1,
+        lease_seconds=args.lease_seconds or 60.0,
+    )
+
+
+def _status_command(session: Session, table: Table, run: str) -> tuple[str, int]:
+    status = run_status(session, table, run)
+    lines = status_lines(status, int(time.time() * 1000))
+    return "\n".join(lines), 0 if status.finished else EXIT_PENDING
+
+
 def _migrate_command(args: argparse.Namespace) -> tuple[str, int]:
     table = load_table(args.table)
+    workers = _worker_options(args)
     session = _session(args)
+    if args.status:
+        with contextlib.closing(session.transport):
+            return _status_command(session, table, args.run)
     with (
         contextlib.closing(session.transport),
         _progress(sys.stderr, enabled=not args.no_progress) as progress,
@@ -220,9 +274,13 @@ def _migrate_command(args: argparse.Namespace) -> tuple[str, int]:
                 page_size=args.page_size,
                 max_attempts=args.max_attempts,
                 progress=progress,
+                workers=workers,
+                max_wcu=args.max_wcu,
             )
         except KeyboardInterrupt:
             saved = f"; resume with --checkpoint {args.checkpoint}" if args.checkpoint else ""
+            if workers is not None:
+                saved = f"; segments handed back to run {workers.run}"
             return f"interrupted{saved}", 130
     return "\n".join(summary_lines(report)), 0 if report.complete else EXIT_PENDING
 
@@ -296,6 +354,16 @@ def _rich_progress(console: Any) -> Iterator[ProgressCallback]:
         yield update
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text) if text.isdigit() else 0
     if value < 1:
@@ -311,7 +379,31 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--in-memory",
         action="store_true",
-        help="use the embedded in-process backend (moto; for demos and tests only)",
+        help="use the embedded in-process backend (moto; for tests that call main() only): "
+        "it lives as long as the process, so from a shell every command starts with no tables",
+    )
+
+
+def _add_worker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "workers (a backfill shared by processes on any machines, coordinated in the table)"
+    )
+    group.add_argument(
+        "--run", help="join the shared backfill run of this id (letters, digits, _ . : -)"
+    )
+    group.add_argument("--worker", help="this worker's name (default: a unique id)")
+    group.add_argument(
+        "--threads", type=_positive, help="segments this worker scans at once (default 1)"
+    )
+    group.add_argument(
+        "--lease-seconds",
+        type=_positive_number,
+        help="a claimed segment's lease; a crashed worker's segment waits this long (default 60)",
+    )
+    group.add_argument(
+        "--status",
+        action="store_true",
+        help="print each segment's state, owner, counts and lease expiry, then exit",
     )
 
 
@@ -339,6 +431,12 @@ def _add_diff_and_migrate(commands: Any) -> None:
         "--max-attempts", type=_positive, default=5, help="writes per item before giving up on it"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    run.add_argument(
+        "--max-wcu",
+        type=_positive_number,
+        help="write capacity units per second the backfill may consume (per worker)",
+    )
+    _add_worker_options(run)
     _add_connection_options(run)
     run.set_defaults(handler=_migrate_command)
 
@@ -428,6 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.handler(args)
     except DynaormError as e:
         print(f"dynaorm: {e}", file=sys.stderr)
+        if isinstance(e, TableNotFound) and getattr(args, "in_memory", False):
+            print(_IN_MEMORY_HINT, file=sys.stderr)
         return 1
     output, status = (result, 0) if isinstance(result, str) else result
     print(output)

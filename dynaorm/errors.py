@@ -344,7 +344,8 @@ class MigrationError(DynaormError):
 
 
 class CheckpointMismatch(DynaormError):
-    """A checkpoint file was written by a run on another table, schema or segment count."""
+    """A checkpoint file, or a shared backfill run joined with `--run`, belongs to a run on
+    another table, schema or segment count."""
 
     code = "checkpoint-mismatch"
 

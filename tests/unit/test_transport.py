@@ -385,6 +385,40 @@ def test_an_error_in_code_under_the_transport_propagates_unchanged(
     transport.call("PutItem", put(table, "a"))  # other operations are unaffected
 
 
+def test_an_exception_inside_moto_is_the_embedded_backends_service_error(
+    transport: Transport,
+) -> None:
+    transport.call(
+        "CreateTable",
+        {
+            "TableName": "with_gsi",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    create_gsi = {
+        "TableName": "with_gsi",
+        "AttributeDefinitions": [{"AttributeName": "g", "AttributeType": "S"}],
+        "GlobalSecondaryIndexUpdates": [
+            {
+                "Create": {
+                    "IndexName": "G",
+                    "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            }
+        ],
+    }
+    transport.call("UpdateTable", create_gsi)
+    # moto raises a bare ValueError for a GSI created twice (DynamoDB answers 400).
+    with pytest.raises(ServiceError) as caught:
+        transport.call("UpdateTable", create_gsi)
+    assert caught.value.aws_code == "EmbeddedBackendError"
+    assert "already exists" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
 # --- stats and listeners ------------------------------------------------------------------
 
 
