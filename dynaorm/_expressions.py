@@ -169,8 +169,7 @@ class Path(_Operand):
     ) -> None:
         if not segments or not isinstance(segments[0], str):
             raise ExpressionError(f"a path starts with an attribute name, got {segments!r}")
-        for segment in segments:
-            _check_segment(segment, segments)
+        segments = tuple(_checked_segment(segment, segments) for segment in segments)
         object.__setattr__(self, "_segments", segments)
         object.__setattr__(self, "_annotation", _unwrap(annotation))
         object.__setattr__(self, "_entity", entity)
@@ -237,7 +236,7 @@ class Path(_Operand):
         return self
 
     def _child(self, key: str | int) -> Path:
-        _check_segment(key, (*self._segments, key))
+        key = _checked_segment(key, (*self._segments, key))
         stored, annotation = self._navigate(key)
         return Path(*self._segments, stored, annotation=annotation, entity=self._entity)
 
@@ -328,13 +327,25 @@ class Size(_Operand):
 Operand = _Operand | Value
 
 
-def _check_segment(segment: object, segments: tuple[object, ...]) -> None:
+def _checked_segment(segment: object, segments: tuple[object, ...]) -> str | int:
+    """The segment as a plain `str` or `int`, which is what expressions are written from.
+
+    A subclass keeps only its value: its `__format__`/`__str__` could otherwise write
+    expression syntax into the request (`a[0] OR ...`).
+    """
     if isinstance(segment, bool) or not isinstance(segment, str | int):
-        raise TypeError(f"path segments are str names or int indexes, got {segment!r}")
-    if segment == "" or (isinstance(segment, int) and segment < 0):
+        shown = repr(segment) if type(segment) in (bool, float) else type(segment).__name__
+        raise ExpressionError(
+            f"path segments are str names or int indexes (not bool), got {shown}",
+            value=segment,
+        )
+    # The base classes' own methods: a subclass may override __int__ and __str__ too.
+    plain: str | int = str.__str__(segment) if isinstance(segment, str) else int.__int__(segment)
+    if plain == "" or (isinstance(plain, int) and plain < 0):
         raise ExpressionError(
             f"DynamoDB refuses an empty name or a negative index in a path: {segments!r}"
         )
+    return plain
 
 
 def _model_field(path: Path, model: type[BaseModel], key: str) -> tuple[str, Any]:

@@ -138,11 +138,34 @@ def test_invalid_segments_are_refused(segments: tuple[Any, ...]) -> None:
         Path(*segments)
 
 
-def test_non_str_int_segments_are_type_errors() -> None:
-    with pytest.raises(TypeError):
+def test_non_str_int_segments_are_dynaorm_errors() -> None:
+    # bool is an int subclass, but True is not a list index.
+    with pytest.raises(ExpressionError, match="True"):
         Path("a", True)
-    with pytest.raises(TypeError):
+    with pytest.raises(ExpressionError):
         Path("a")[1.5]  # type: ignore[index]
+    with pytest.raises(ExpressionError):
+        Path("a")[False]
+
+
+class _Hostile(int):
+    """An int whose text forms try to inject expression syntax."""
+
+    def __format__(self, spec: str) -> str:
+        return "0] OR attribute_exists(#n0) OR #n0[0"
+
+    def __str__(self) -> str:
+        return self.__format__("")
+
+    __repr__ = __str__
+
+
+def test_index_segments_are_written_as_plain_ints() -> None:
+    path = Path("a", _Hostile(2))["b"]
+    assert type(path.segments[1]) is int
+    ph = Placeholders()
+    assert path.serialize(ph) == "#n0[2].#n1"
+    assert Path("a")[_Hostile(3)].serialize(Placeholders()) == "#n0[3]"
 
 
 # --- conditions ---------------------------------------------------------------------
