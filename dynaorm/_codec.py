@@ -262,18 +262,17 @@ _EMPTY_SET: AttributeValue = {"L": []}
 
 def _check_name(key: Any, path: str) -> str:
     """A map key or attribute name: a non-empty str that is valid UTF-8."""
-    if type(key) is not str:
-        if not isinstance(key, str):
-            raise _fail(path, key, f"map keys must be str, not {type(key).__name__}")
-        key = str.__str__(key)
-    if not key:
-        raise _fail(path, key, "an empty map key or attribute name cannot be stored")
-    if not key.isascii():
+    if not isinstance(key, str):
+        raise _fail(path, key, f"map keys must be str, not {type(key).__name__}")
+    text = str.__str__(key)  # a str subclass's own __str__ could say anything
+    if not text:
+        raise _fail(path, text, "an empty map key or attribute name cannot be stored")
+    if not text.isascii():
         try:
-            key.encode("utf-8")
+            text.encode("utf-8")
         except UnicodeEncodeError:
-            raise _fail(path, key, "map key is not valid UTF-8 (lone surrogate)") from None
-    return key
+            raise _fail(path, text, "map key is not valid UTF-8 (lone surrogate)") from None
+    return text
 
 
 def _encode_members(
