@@ -1,0 +1,245 @@
+"""Issue 13 section 4: every value round-trips or is refused before sending, on both backends.
+
+"Refused" means a dynaorm error and an empty recorder. A read never raises pydantic's
+`ValidationError`: an item that does not fit its entity is an `ItemDecodingError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field, ValidationError, computed_field
+
+from dynaorm import Collection, Entity, Session, Table
+from dynaorm.errors import ExpressionError, ItemDecodingError, ItemEncodingError
+
+from .conftest import Recorder
+
+codec = Table("codec")
+
+
+class Reviewer(BaseModel):
+    name: str
+    score: int = 0
+    badges: set[str] = set()
+    nick: str = Field("", serialization_alias="n")
+
+
+class Doc(Entity, table=codec, pk="DOC#{doc_id}", sk="DOC"):
+    doc_id: str
+    tags: set[str]  # required: no default
+    maybe: set[str] | None = None
+    counts: dict[str, set[int]] = {}
+    reviewers: dict[str, Reviewer] = {}
+    title: str = Field("", serialization_alias="t")
+    body: str = Field("", validation_alias="b")
+    both: str = Field("", alias="bo", serialization_alias="bs")
+    extra: dict[str, Any] = {}
+
+
+class Note(Entity, table=codec, pk="DOC#{doc_id}", sk="NOTE#{note_id}"):
+    doc_id: str
+    note_id: str
+    text: str
+    size: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def length(self) -> int:
+        return len(self.text)
+
+
+doc_notes = Collection(Doc, Note)
+
+
+@pytest.fixture
+def table(session: Session) -> Iterator[Table]:
+    session.create_table(codec)
+    yield codec
+    session.delete_table(codec)
+
+
+def raw_put(session: Session, item: dict[str, Any]) -> None:
+    session.transport.call("PutItem", {"TableName": session.table_name(codec), "Item": item})
+
+
+def test_required_empty_set_reads_back_in_get_query_and_collection(
+    session: Session, table: Table
+) -> None:
+    doc = Doc(doc_id="d1", tags=set())
+    session.put(doc)
+    assert session.get(Doc, doc_id="d1", consistent=True) == doc
+    assert session.query(Doc, doc_id="d1").all() == [doc]
+    assert session.collection(doc_notes, doc_id="d1")[Doc] == [doc]
+    assert session.scan(Doc).all() == [doc]
+    assert session.batch_get([Doc.key(doc_id="d1")]) == [doc]
+
+
+def test_empty_set_that_would_read_back_as_none_is_refused(
+    session: Session, table: Table, recorder: Recorder
+) -> None:
+    recorder.clear()
+    with pytest.raises(ItemEncodingError, match=r"Doc\.maybe") as caught:
+        session.put(Doc(doc_id="d1", tags={"a"}, maybe=set()))
+    assert caught.value.field == "maybe"
+    assert recorder.calls == []
+
+
+def test_nested_empty_sets_round_trip(session: Session, table: Table) -> None:
+    doc = Doc(
+        doc_id="d1",
+        tags={"x"},
+        counts={"none": set(), "some": {1, 2}},
+        reviewers={"bob": Reviewer(name="Bob")},  # badges=set() inside a model
+    )
+    session.put(doc)
+    assert session.get(Doc, doc_id="d1", consistent=True) == doc
+
+
+@pytest.mark.parametrize("bad", ["", "lone\ud800"])
+def test_empty_and_surrogate_map_keys_are_refused(
+    session: Session, table: Table, recorder: Recorder, bad: str
+) -> None:
+    recorder.clear()
+    with pytest.raises(ItemEncodingError, match="map key") as caught:
+        session.put(Doc(doc_id="d1", tags={"x"}, extra={"ok": {bad: 1}}))
+    assert caught.value.entity == "Doc"
+    assert caught.value.field == "extra.ok"
+    assert caught.value.value == bad
+    with pytest.raises(ExpressionError, match="map key"):
+        session.update(Doc.key(doc_id="d1"), set={"extra": {bad: 1}})
+    assert recorder.calls == []
+
+
+def test_aliases_are_written_and_read_under_the_same_names(
+    session: Session, table: Table, recorder: Recorder
+) -> None:
+    doc = Doc(
+        doc_id="d1",
+        tags={"x"},
+        title="T",
+        b="B",
+        bo="S",
+        reviewers={"ann": Reviewer(name="Ann", nick="A")},
+    )
+    recorder.clear()
+    session.put(doc)
+    item = recorder.calls[0][1]["Item"]
+    assert item["t"] == {"S": "T"}
+    assert item["body"] == {"S": "B"}
+    assert item["bs"] == {"S": "S"}
+    assert item["reviewers"]["M"]["ann"]["M"]["n"] == {"S": "A"}
+    assert session.get(Doc, doc_id="d1", consistent=True) == doc
+    # Conditions and updates address the stored names too.
+    updated = session.update(doc, set={"title": "U", "both": "V"}, condition=Doc.title == "T")
+    assert (updated.title, updated.both) == ("U", "V")
+    assert session.get(Doc, doc_id="d1", consistent=True) == updated
+
+
+def test_computed_fields_are_not_stored_and_never_break_a_write(
+    session: Session, table: Table, recorder: Recorder
+) -> None:
+    note = Note(doc_id="d1", note_id="n1", text="abc")
+    recorder.clear()
+    session.put(note)
+    assert "length" not in recorder.calls[0][1]["Item"]
+    with session.unit_of_work() as uow:
+        loaded = uow.get(Note, doc_id="d1", note_id="n1")
+        assert loaded is not None
+        loaded.text = "abcdef"
+    with session.unit_of_work() as uow:
+        uow.add(Note(doc_id="d1", note_id="n2", text="x"))
+    stored = session.get(Note, doc_id="d1", note_id="n1", consistent=True)
+    assert stored is not None
+    assert stored.length == 6
+    updated = session.update(stored, set={"text": "abcdefgh"})
+    assert updated.length == 8
+
+
+def test_removing_a_required_field_is_refused(
+    session: Session, table: Table, recorder: Recorder
+) -> None:
+    session.put(Note(doc_id="d1", note_id="n1", text="abc"))
+    recorder.clear()
+    with pytest.raises(ExpressionError, match=r"Note\.text is required") as caught:
+        session.update(Note.key(doc_id="d1", note_id="n1"), remove=["text"])
+    assert caught.value.field == "text"
+    assert recorder.calls == []
+    # A required set may go: it reads back as an empty set.
+    session.put(Doc(doc_id="d1", tags={"a"}))
+    assert session.update(Doc.key(doc_id="d1"), remove=["tags"]).tags == set()
+    assert session.update(Doc.key(doc_id="d1"), set={"tags": {"b"}}).tags == {"b"}
+    assert session.update(Doc.key(doc_id="d1"), set={"tags": set()}).tags == set()
+
+
+def test_values_at_typed_map_paths_are_validated_and_encoded(
+    session: Session, table: Table, recorder: Recorder
+) -> None:
+    session.put(Doc(doc_id="d1", tags={"a"}))
+    key = Doc.key(doc_id="d1")
+    updated = session.update(key, set={Doc.reviewers["bob"]: Reviewer(name="Bob", nick="B")})
+    assert updated.reviewers == {"bob": Reviewer(name="Bob", nick="B")}
+    updated = session.update(key, set={Doc.reviewers["eve"]: {"name": "Eve", "score": "3"}})
+    assert updated.reviewers["eve"] == Reviewer(name="Eve", score=3)
+    updated = session.update(key, set={Doc.reviewers["bob"].score: "7"})
+    assert updated.reviewers["bob"].score == 7
+    recorder.clear()
+    for target, wrong in [
+        (Doc.reviewers["bob"], {"score": 1}),  # no name
+        (Doc.reviewers["bob"].score, "many"),
+        (Doc.counts["x"], {"a"}),
+    ]:
+        with pytest.raises(ExpressionError, match="not a valid value") as caught:
+            session.update(key, set={target: wrong})
+        assert caught.value.entity == "Doc"
+    assert recorder.calls == []
+    assert session.get(Doc, doc_id="d1", consistent=True) == updated
+
+
+def test_any_typed_numbers_follow_the_documented_number_model(
+    session: Session, table: Table
+) -> None:
+    doc = Doc(doc_id="d1", tags={"a"}, extra={"f": 0.1, "w": 2.0, "i": 3})
+    session.put(doc)
+    loaded = session.get(Doc, doc_id="d1", consistent=True)
+    assert loaded is not None
+    # An Any-typed value cannot say it was a float: numbers read back as int when
+    # integral, else Decimal (docs/guarantees.md, "Numbers").
+    assert loaded.extra == {"f": Decimal("0.1"), "w": 2, "i": 3}
+    assert type(loaded.extra["w"]) is int
+
+
+def test_items_that_do_not_fit_raise_item_decoding_error_on_every_read(
+    session: Session, table: Table
+) -> None:
+    raw_put(
+        session,
+        {
+            "PK": {"S": "DOC#d9"},
+            "SK": {"S": "NOTE#n9"},
+            "_type": {"S": "Note"},
+            "doc_id": {"S": "d9"},
+            "note_id": {"S": "n9"},
+            "text": {"S": "ok"},
+            "size": {"S": "not a number"},
+        },
+    )
+    reads = [
+        lambda: session.get(Note, doc_id="d9", note_id="n9"),
+        lambda: session.query(Note, doc_id="d9").all(),
+        lambda: session.scan(Note).all(),
+        lambda: session.collection(doc_notes, doc_id="d9"),
+        lambda: session.batch_get([Note.key(doc_id="d9", note_id="n9")]),
+    ]
+    for read in reads:
+        with pytest.raises(ItemDecodingError) as caught:
+            read()
+        error = caught.value
+        assert error.entity == "Note"
+        assert error.key == ("DOC#d9", "NOTE#n9")
+        assert error.field == "size"
+        assert error.value == "not a number"
+        assert isinstance(error.__cause__, ValidationError)
