@@ -153,9 +153,10 @@ class Path(_Operand):
     `path["size"]`.
     """
 
-    __slots__ = ("_annotation", "_entity", "_epoch_seconds", "_segments")
+    __slots__ = ("_annotation", "_declared", "_entity", "_epoch_seconds", "_segments")
     _segments: tuple[str | int, ...]
     _annotation: Any
+    _declared: Any
     _entity: str | None
     _epoch_seconds: bool
     __iter__ = None  # __getitem__ accepts ints: without this, list(path) would never end
@@ -172,6 +173,7 @@ class Path(_Operand):
         segments = tuple(_checked_segment(segment, segments) for segment in segments)
         object.__setattr__(self, "_segments", segments)
         object.__setattr__(self, "_annotation", _unwrap(annotation))
+        object.__setattr__(self, "_declared", annotation)
         object.__setattr__(self, "_entity", entity)
         # A TTL attribute is stored as a Number of epoch seconds: datetimes compared with
         # it must be written the same way, or the comparison is silently false.
@@ -185,6 +187,11 @@ class Path(_Operand):
     def annotation(self) -> Any:
         """The declared type at this path (Optional stripped), or None when unknown."""
         return self._annotation
+
+    @property
+    def declared(self) -> Any:
+        """The declared type at this path as written (Optional and unions kept), or None."""
+        return self._declared
 
     @property
     def entity(self) -> str | None:
@@ -213,7 +220,7 @@ class Path(_Operand):
     def __reduce__(self) -> tuple[Any, ...]:  # __setattr__ refuses pickle's default path
         path = partial(
             Path,
-            annotation=self._annotation,
+            annotation=self._declared,
             entity=self._entity,
             epoch_seconds=self._epoch_seconds,
         )
@@ -257,7 +264,7 @@ class Path(_Operand):
         elif origin in _MAPPINGS:
             args = get_args(annotation)
             if isinstance(key, str):
-                return key, _unwrap(args[1]) if len(args) == 2 else None
+                return key, args[1] if len(args) == 2 else None
         else:  # a TypedDict, dataclass, ...: navigation is not checked
             return key, None
         kind = "index" if isinstance(key, int) else "name"
@@ -266,10 +273,10 @@ class Path(_Operand):
     def _element(self, annotation: Any, index: int) -> Any:
         args = get_args(annotation)
         if get_origin(annotation) is not tuple or (len(args) == 2 and args[1] is Ellipsis):
-            return _unwrap(args[0]) if args else None
+            return args[0] if args else None
         if index >= len(args):
             raise self._unknown(index, f"{_type_name(annotation)} has {len(args)} elements")
-        return _unwrap(args[index])
+        return args[index]
 
     def _unknown(self, key: str | int, reason: str) -> UnknownFieldError:
         return UnknownFieldError(
@@ -353,7 +360,7 @@ def _model_field(path: Path, model: type[BaseModel], key: str) -> tuple[str, Any
     for name, field in model.model_fields.items():
         stored = field.serialization_alias or field.alias or name
         if key in (name, stored):
-            return stored, _unwrap(field.annotation)
+            return stored, field.annotation
     valid = ", ".join(
         name
         if (stored := field.serialization_alias or field.alias or name) == name

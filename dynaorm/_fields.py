@@ -23,18 +23,20 @@ from functools import lru_cache
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from dynaorm.errors import ExpressionError, ItemDecodingError, ItemEncodingError
 
 if TYPE_CHECKING:
     from dynaorm._entity import Entity, EntityInfo
+    from dynaorm._expressions import Path
 
 __all__ = [
     "check_removable",
     "prepare_values",
     "reads_back_empty",
     "shape_of",
+    "validate_at",
     "validate_item",
 ]
 
@@ -201,6 +203,37 @@ def check_removable(info: EntityInfo, name: str) -> None:
         )
 
 
+@lru_cache(maxsize=1024)
+def _path_adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def validate_at(path: Path, value: Any) -> Any:
+    """`value` validated as the type declared at `path` and dumped as a write stores it.
+
+    Models, dataclasses and the like become maps under their stored names, and a wrong
+    type is refused here rather than written and then unreadable. Paths without a
+    declared type (plain `Path("x")`, `Any`) pass `value` through.
+    """
+    annotation = path.declared
+    if annotation is None or annotation is Any:
+        return value
+    try:
+        adapter = _path_adapter(annotation)
+    except TypeError:  # unhashable metadata inside Annotated
+        adapter = TypeAdapter(annotation)
+    try:
+        valid = adapter.validate_python(value)
+    except ValidationError as error:
+        raise ExpressionError(
+            f"{path.describe()}: {value!r:.80} is not a valid value: {error.errors()[0]['msg']}",
+            entity=path.entity,
+            field=path.dotted,
+            value=value,
+        ) from error
+    return adapter.dump_python(valid, mode="python", by_alias=True)
+
+
 # --- read path -----------------------------------------------------------------------
 
 
@@ -217,11 +250,14 @@ def validate_item(info: EntityInfo, data: dict[str, Any], key: Any) -> Entity:
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
+        missing = first["type"] == "missing"  # its input is the whole enclosing map
+        value = None if missing else first.get("input")
+        shown = "missing" if missing else f"stored value {value!r:.80}"
         raise ItemDecodingError(
             f"the stored {info.name} item {key!r} does not fit the entity: "
-            f"{field or 'item'}: {first['msg']} (stored value {first.get('input')!r:.80})",
+            f"{field or 'item'}: {first['msg']} ({shown})",
             entity=info.name,
             key=key,
             field=field,
-            value=first.get("input"),
+            value=value,
         ) from error
