@@ -6,15 +6,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from dynaorm import Collection, Entity, Session, Table
-from dynaorm.errors import ExpressionError, ItemDecodingError, ItemEncodingError
+from dynaorm.errors import (
+    ExpressionError,
+    ItemDecodingError,
+    ItemEncodingError,
+    KeyEncodingError,
+)
+from dynaorm.testing.strategies import entities
 
 from .conftest import Recorder
 
@@ -243,3 +254,87 @@ def test_items_that_do_not_fit_raise_item_decoding_error_on_every_read(
         assert error.field == "size"
         assert error.value == "not a number"
         assert isinstance(error.__cause__, ValidationError)
+
+
+# -- every field type: equal after put/get, or refused before sending -----------------
+
+
+class Leaf(BaseModel):
+    label: str
+    marks: set[int]
+    alias_only: str = Field("", serialization_alias="ao")
+    inner: dict[str, frozenset[str]] = {}
+
+
+class Every(Entity, table=codec, pk="EVERY#{every_id}", sk="EVERY"):
+    every_id: str
+    text: str
+    number: int
+    ratio: float
+    amount: Decimal
+    flag: bool
+    blob: bytes
+    when: dt.datetime
+    day: dt.date
+    uid: UUID
+    span: dt.timedelta
+    tags: set[str]
+    nums: frozenset[int] = frozenset()
+    maybe_tags: set[str] | None = None
+    words: list[str] = []
+    sets_by_name: dict[str, set[int]] = {}
+    list_of_sets: list[set[str]] = []
+    leaf: Leaf | None = None
+    leaves: dict[str, Leaf] = {}
+    pair: tuple[int, set[str]] | None = None
+    anything: dict[str, Any] = {}
+    titled: str = Field("", serialization_alias="ttl_")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tag_count(self) -> int:
+        return len(self.tags)
+
+
+# JSON-like values an Any field can hold and read back equal (no floats: see the number
+# model), with empty sets and any map keys, empty and lone surrogates included.
+map_keys = st.text(max_size=3) | st.sampled_from(["", "\ud800", "k"])
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(map_keys, inner, max_size=3),
+    max_leaves=6,
+)
+every = entities(
+    Every,
+    every_id=st.text(st.characters(codec="ascii", categories=["L"]), min_size=1, max_size=4),
+    maybe_tags=st.none() | st.sets(st.text(min_size=1, max_size=3), max_size=2),
+    sets_by_name=st.dictionaries(map_keys, st.sets(st.integers(-5, 5), max_size=2), max_size=3),
+    anything=st.dictionaries(st.text(min_size=1, max_size=3), anything, max_size=3),
+)
+IO = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def test_every_field_type_round_trips_or_is_refused_before_sending(
+    session: Session, table: Table, recorder: Recorder
+) -> None:
+    outcomes: Counter[str] = Counter()
+
+    @IO
+    @given(every)
+    def check(entity: Every) -> None:
+        recorder.clear()
+        try:
+            session.put(entity)
+        except (ItemEncodingError, KeyEncodingError):
+            assert recorder.calls == [], "refused after sending"
+            outcomes["refused"] += 1
+            return
+        loaded = session.get(Every, consistent=True, **entity.get_key().slots)
+        assert loaded == entity
+        assert [type(v) for v in loaded.tags] == [type(v) for v in entity.tags]
+        outcomes["equal"] += 1
+
+    check()
+    # Both outcomes happen: the strategy reaches empty sets and bad map keys.
+    assert outcomes["equal"] >= 10, outcomes
+    assert outcomes["refused"] >= 3, outcomes
