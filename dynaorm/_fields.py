@@ -16,7 +16,7 @@ The rules that keep a written item readable, in one place for every write and re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from dynaorm.errors import ExpressionError, ItemDecodingError, ItemEncodingError
+from dynaorm.errors import (
+    DefinitionError,
+    ExpressionError,
+    ItemDecodingError,
+    ItemEncodingError,
+)
 
 if TYPE_CHECKING:
     from dynaorm._entity import Entity, EntityInfo
@@ -105,27 +110,49 @@ def shape_of(cls: type[Entity]) -> Shape:
         for name, field in cls.model_computed_fields.items()
         if name not in info.attributes
     )
-    return Shape(tuple(fill), refused, computed, _walker(cls, frozenset()))
+    try:
+        walk = _walker(cls, {})
+    except DefinitionError as error:
+        error.entity = info.name
+        error.message = f"{info.name}: {error.message}"
+        error.args = (error.message,)
+        raise
+    return Shape(tuple(fill), refused, computed, walk)
 
 
 # --- stored names --------------------------------------------------------------------
 
 
-def _model_walker(model: type[BaseModel], seen: frozenset[type]) -> _Walk | None:
-    if model in seen:  # a recursive model: its inner levels are left as they are
+def _models(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The models an annotation holds, through unions, Annotated and containers."""
+    for arm in _arms(annotation):
+        if isinstance(arm, type) and issubclass(arm, BaseModel):
+            yield arm
+        else:
+            for arg in get_args(arm):
+                yield from _models(arg)
+
+
+def _renames_inside(model: type[BaseModel], visited: set[type]) -> bool:
+    """True if a stored name differs from its field name in `model` or models it holds."""
+    if model in visited:
+        return False
+    visited.add(model)
+    for name, field in model.model_fields.items():
+        if (field.serialization_alias or name) != name:
+            return True
+        if any(_renames_inside(inner, visited) for inner in _models(field.annotation)):
+            return True
+    return False
+
+
+def _model_walker(model: type[BaseModel], memo: dict[type, _Walk]) -> _Walk | None:
+    if model in memo:  # a recursive model: the walker being built
+        return memo[model]
+    if not _renames_inside(model, set()):
         return None
-    seen = seen | {model}
     renames: dict[str, str] = {}
     children: dict[str, _Walk] = {}
-    for name, field in model.model_fields.items():
-        stored = field.serialization_alias or name
-        if stored != name:
-            renames[stored] = name
-        child = _walker(field.annotation, seen)
-        if child is not None:
-            children[stored] = child
-    if not renames and not children:
-        return None
 
     def walk(value: Any) -> Any:
         if not isinstance(value, dict):
@@ -136,25 +163,49 @@ def _model_walker(model: type[BaseModel], seen: frozenset[type]) -> _Walk | None
             out[renames.get(key, key)] = element if child is None else child(element)
         return out
 
+    memo[model] = walk
+    for name, field in model.model_fields.items():
+        stored = field.serialization_alias or name
+        if stored != name:
+            renames[stored] = name
+        child = _walker(field.annotation, memo)
+        if child is not None:
+            children[stored] = child
     return walk
 
 
-def _walker(annotation: Any, seen: frozenset[type]) -> _Walk | None:
+def _walker(annotation: Any, memo: dict[type, _Walk]) -> _Walk | None:
     """A function renaming stored names to field names inside values of `annotation`."""
     arms = _arms(annotation)
     if len(arms) > 1:
-        walks = [w for arm in arms if arm is not type(None) and (w := _walker(arm, seen))]
-        return walks[0] if len(walks) == 1 else None  # ambiguous unions are left alone
+        walks = [w for arm in arms if arm is not type(None) and (w := _walker(arm, memo))]
+        if len(walks) > 1:
+            # Which arm's names to map back is only known after validation picked one.
+            raise DefinitionError(
+                f"the union {annotation!r} has several arms whose stored names differ from "
+                "their field names (serialization aliases); an item could not be read "
+                "back reliably: drop the serialization aliases or use a discriminated model"
+            )
+        return walks[0] if walks else None
     annotation = arms[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _model_walker(annotation, seen)
+        return _model_walker(annotation, memo)
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        positions = [_walker(arg, memo) for arg in args]
+        if any(positions):
+            return lambda value: (
+                [w(v) if w else v for w, v in zip(positions, value, strict=False)]
+                if isinstance(value, list)
+                else value
+            )
+        return None
     if origin in _SEQUENCES and args:
-        element = _walker(args[0], seen)
+        element = _walker(args[0], memo)
         if element is not None:
             return lambda value: [element(v) for v in value] if isinstance(value, list) else value
     if origin in _MAPPINGS and len(args) == 2:
-        member = _walker(args[1], seen)
+        member = _walker(args[1], memo)
         if member is not None:
             return lambda value: (
                 {k: member(v) for k, v in value.items()} if isinstance(value, dict) else value
