@@ -386,6 +386,8 @@ def encode_value(path: Path, value: object) -> AttributeValue:
     """Encode with the codec; an unstorable value or an empty set is an ExpressionError."""
     if isinstance(value, Condition):
         raise path_error(path, f"{type(value).__name__} is not a value", value)
+    if isinstance(value, BaseModel):  # stored as a map under its fields' stored names
+        value = value.model_dump(mode="python", by_alias=True)
     if path._epoch_seconds and isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             raise path_error(path, "the TTL attribute needs a timezone-aware datetime", value)

@@ -183,7 +183,12 @@ def test_removing_a_required_field_is_refused(
     session.put(Doc(doc_id="d1", tags={"a"}))
     assert session.update(Doc.key(doc_id="d1"), remove=["tags"]).tags == set()
     assert session.update(Doc.key(doc_id="d1"), set={"tags": {"b"}}).tags == {"b"}
+    recorder.clear()
     assert session.update(Doc.key(doc_id="d1"), set={"tags": set()}).tags == set()
+    assert recorder.calls[0][1]["UpdateExpression"] == "REMOVE #n0"
+    assert recorder.calls[0][1]["ExpressionAttributeNames"]["#n0"] == "tags"
+    with pytest.raises(ExpressionError, match="empty set"):
+        session.update(Doc.key(doc_id="d1"), set={"maybe": set()})
 
 
 def test_values_at_typed_map_paths_are_validated_and_encoded(
@@ -191,8 +196,22 @@ def test_values_at_typed_map_paths_are_validated_and_encoded(
 ) -> None:
     session.put(Doc(doc_id="d1", tags={"a"}))
     key = Doc.key(doc_id="d1")
+    recorder.clear()
     updated = session.update(key, set={Doc.reviewers["bob"]: Reviewer(name="Bob", nick="B")})
     assert updated.reviewers == {"bob": Reviewer(name="Bob", nick="B")}
+    params = recorder.calls[0][1]
+    assert params["UpdateExpression"] == "SET #n0.#n1 = :v0"
+    assert params["ExpressionAttributeNames"] == {"#n0": "reviewers", "#n1": "bob", "#n2": "PK"}
+    assert params["ExpressionAttributeValues"] == {
+        ":v0": {
+            "M": {
+                "name": {"S": "Bob"},
+                "score": {"N": "0"},
+                "badges": {"L": []},  # a nested empty set
+                "n": {"S": "B"},  # the serialization alias
+            }
+        }
+    }
     updated = session.update(key, set={Doc.reviewers["eve"]: {"name": "Eve", "score": "3"}})
     assert updated.reviewers["eve"] == Reviewer(name="Eve", score=3)
     updated = session.update(key, set={Doc.reviewers["bob"].score: "7"})

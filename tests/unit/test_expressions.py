@@ -440,3 +440,10 @@ def test_bad_key_conditions(sk_name: str | None, op: str | None, values: tuple[s
     with pytest.raises(ExpressionError):
         key_condition_expression("PK", "USER#1", sk_name, op, values, ph)
     assert ph.names == {}  # nothing allocated before the refusal
+
+
+def test_models_compare_as_the_maps_they_are_stored_as() -> None:
+    condition = Path("post", annotation=Post)["author"] == Author(name="a", mail="m")
+    ph = Placeholders()
+    assert build_condition(condition, ph) == "#n0.#n1 = :v0"
+    assert ph.values == {":v0": {"M": {"name": {"S": "a"}, "mail": {"S": "m"}}}}
