@@ -305,7 +305,7 @@ class Session:
         current = target.model_dump() if isinstance(target, Entity) else None
         changes = FieldChanges(
             set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        )
+        ).named(info)
         touched = changes.touched_fields()
         if info.version is not None and info.version in touched:
             raise ExpressionError(

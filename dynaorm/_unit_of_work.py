@@ -231,10 +231,10 @@ class UnitOfWork:
         self._require_active()
         ident, key = self._locate(target)
         self._refuse_conflict(ident, key, "update", target)
+        info = key.entity.__dynaorm__
         changes = FieldChanges(
             set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        )
-        info = key.entity.__dynaorm__
+        ).named(info)
         entry = self._entries.get(ident)
         moved = {f for group in info.unique for f in group} & changes.touched_fields()
         if moved and not isinstance(target, Entity) and (entry is None or not entry.loaded):

@@ -187,6 +187,38 @@ class FieldChanges:
     delete: Mapping[str | Path, Any]
     if_not_exists: Mapping[str | Path, Any]
 
+    def named(self, info: EntityInfo) -> FieldChanges:
+        """These changes with each `Path` to a whole field replaced by the field's name.
+
+        `set={User.email: x}` must meet the key, version and unique-guard rules that
+        `set={"email": x}` meets, and those rules look at field names.
+        """
+        fields = {path.segments: name for name, path in info.paths.items()}
+
+        def name_of(target: str | Path) -> str | Path:
+            if isinstance(target, Path):
+                return fields.get(target.segments, target)
+            return target
+
+        def rename(group: Mapping[str | Path, Any]) -> dict[str | Path, Any]:
+            renamed = {name_of(target): value for target, value in group.items()}
+            if len(renamed) < len(group):
+                raise ExpressionError(
+                    f"{info.name}: a field is given both by name and by path in one group "
+                    f"of this update: {sorted(map(str, renamed))}",
+                    entity=info.name,
+                )
+            return renamed
+
+        return FieldChanges(
+            rename(self.assign),
+            rename(self.add),
+            [name_of(target) for target in self.remove],
+            rename(self.append),
+            rename(self.delete),
+            rename(self.if_not_exists),
+        )
+
     def touched_fields(self) -> set[str]:
         names: set[str] = set()
         for group in (self.assign, self.add, self.append, self.delete, self.if_not_exists):

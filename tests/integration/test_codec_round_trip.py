@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from blog_models import User
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError, computed_field
@@ -24,6 +25,7 @@ from dynaorm.errors import (
     ItemDecodingError,
     ItemEncodingError,
     KeyEncodingError,
+    UniqueConstraintViolation,
 )
 from dynaorm.testing.strategies import entities
 
@@ -357,3 +359,22 @@ def test_every_field_type_round_trips_or_is_refused_before_sending(
     # Both outcomes happen: the strategy reaches empty sets and bad map keys.
     assert outcomes["equal"] >= 10, outcomes
     assert outcomes["refused"] >= 3, outcomes
+
+
+def test_a_path_to_a_whole_field_gets_the_checks_of_its_name(session: Session) -> None:
+    """`set={User.email: ...}` is `set={"email": ...}`: guards, key and version rules apply."""
+    session.create(User(user_id="u1", email="a@x", name="A"))
+    second = User(user_id="u2", email="b@x", name="B")
+    session.create(second)
+    with pytest.raises(UniqueConstraintViolation):
+        session.update(second, set={User.email: "a@x"})
+    with pytest.raises(KeyEncodingError, match="primary-key fields"):
+        session.update(User.key(user_id="u2"), set={User.user_id: "zz"})
+    with pytest.raises(ExpressionError, match="version field"):
+        session.update(second, set={User.version: 7})
+    with pytest.raises(UniqueConstraintViolation), session.unit_of_work() as uow:
+        uow.update(second, set={User.email: "a@x"})
+    moved = session.update(second, set={User.email: "c@x"})
+    assert moved.email == "c@x"
+    assert session.query(User.by_email, email="c@x").all() == [moved]
+    session.create(User(user_id="u3", email="b@x", name="C"))  # the old value is free
