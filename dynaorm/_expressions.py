@@ -352,6 +352,13 @@ def _checked_segment(segment: object, segments: tuple[object, ...]) -> str | int
         raise ExpressionError(
             f"DynamoDB refuses an empty name or a negative index in a path: {segments!r}"
         )
+    if isinstance(plain, str) and not plain.isascii():
+        try:
+            plain.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ExpressionError(
+                f"a path name must be valid UTF-8 (lone surrogate): {plain!r}", value=plain
+            ) from None
     return plain
 
 

@@ -146,6 +146,8 @@ def test_non_str_int_segments_are_dynaorm_errors() -> None:
         Path("a")[1.5]  # type: ignore[index]
     with pytest.raises(ExpressionError):
         Path("a")[False]
+    with pytest.raises(ExpressionError, match="lone surrogate"):
+        Path("a")["x\ud800"]
 
 
 class _Hostile(int):
