@@ -282,7 +282,8 @@ def _build_info(
             entity=name,
         )
     annotations = {n: f.annotation for n, f in cls.model_fields.items()}
-    attributes = {n: (f.alias or n) for n, f in cls.model_fields.items()}
+    # The name model_dump(by_alias=True) writes: a serialization alias wins over alias.
+    attributes = {n: (f.serialization_alias or f.alias or n) for n, f in cls.model_fields.items()}
     pk = _primary_template(name, "pk", options["pk"], annotations, PK_MAX_BYTES)
     sk = _primary_template(name, "sk", options["sk"], annotations, SK_MAX_BYTES)
     pinned = {index.gsi for index in indexes.values() if index.gsi is not None}

@@ -14,6 +14,7 @@ from dynaorm._codec import (
     encode_item_sized,
 )
 from dynaorm._compiler import CompiledSchema, schema_of
+from dynaorm._fields import prepare_values, validate_item
 from dynaorm._schema import Table
 from dynaorm.errors import ItemEncodingError, KeyDecodingError
 
@@ -56,6 +57,7 @@ def entity_to_item_sized(
         raise ItemEncodingError(
             f"{info.name} cannot be serialized: {e}", entity=info.name, value=entity
         ) from e
+    prepare_values(info, values)
     if info.ttl is not None:
         ttl = info.attributes[info.ttl]
         values[ttl] = ttl_seconds(info.name, ttl, values.get(ttl))
@@ -145,7 +147,8 @@ def entity_from_item(
         )
     # Derived attributes (key and GSI attributes, the type) are skipped while decoding
     # rather than filtered into a copy first: one dict per item instead of two.
-    return compiled.info.cls.model_validate(decode_item(item, compiled.derived))
+    data = decode_item(item, compiled.derived)
+    return validate_item(compiled.info, data, _item_key(table, item))
 
 
 def _item_key(table: Table, item: Mapping[str, AttributeValue]) -> tuple[Any, Any]:

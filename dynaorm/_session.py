@@ -294,7 +294,7 @@ class Session:
         entity = target if isinstance(target, Entity) else None
         changes = FieldChanges(
             set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        )
+        ).named(info)
         moved = {f for group in info.unique for f in group} & changes.touched_fields()
         basis = self._basis(key, entity, read=bool(moved))
         if moved and basis is None:

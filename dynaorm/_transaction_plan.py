@@ -124,7 +124,8 @@ def changed_fields(entry: Entry) -> list[str]:
     if entry.entity is None or entry.loaded is None:
         return []
     now, then = entry.entity.model_dump(), entry.loaded.values
-    return [name for name in now if now[name] != then.get(name)]
+    stored = type(entry.entity).__dynaorm__.attributes  # not computed fields: never stored
+    return [name for name in now if name in stored and now[name] != then.get(name)]
 
 
 def dirty(entry: Entry) -> bool:

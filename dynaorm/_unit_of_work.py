@@ -229,10 +229,10 @@ class UnitOfWork:
         self._require_active()
         ident, key = self._locate(target)
         self._refuse_conflict(ident, key, "update", target)
+        info = key.entity.__dynaorm__
         changes = FieldChanges(
             set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        )
-        info = key.entity.__dynaorm__
+        ).named(info)
         moved = {f for group in info.unique for f in group} & changes.touched_fields()
         basis = self._basis(ident, key, target, read=bool(moved))
         if moved and basis is None:

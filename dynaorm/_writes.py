@@ -19,6 +19,7 @@ from dynaorm._compiler import CompiledSchema, index_attributes
 from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._entity import Entity, EntityInfo, Key
 from dynaorm._expressions import Path, Placeholders
+from dynaorm._fields import check_removable, reads_back_empty, validate_at
 from dynaorm._items import entity_to_item_sized, ttl_seconds
 from dynaorm._keys import KeyTemplate
 from dynaorm._update import Update
@@ -176,7 +177,7 @@ def coerce_field(info: EntityInfo, name: str, value: Any) -> Any:
 
 def _stored(info: EntityInfo, name: str, value: Any) -> Any:
     """A validated field value as model_dump(mode='python') would hand it to the codec."""
-    return _adapter(info.cls, name).dump_python(value, mode="python")
+    return _adapter(info.cls, name).dump_python(value, mode="python", by_alias=True)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,38 @@ class FieldChanges:
     append: Mapping[str | Path, Any]
     delete: Mapping[str | Path, Any]
     if_not_exists: Mapping[str | Path, Any]
+
+    def named(self, info: EntityInfo) -> FieldChanges:
+        """These changes with each `Path` to a whole field replaced by the field's name.
+
+        `set={User.email: x}` must meet the key, version and unique-guard rules that
+        `set={"email": x}` meets, and those rules look at field names.
+        """
+        fields = {path.segments: name for name, path in info.paths.items()}
+
+        def name_of(target: str | Path) -> str | Path:
+            if isinstance(target, Path):
+                return fields.get(target.segments, target)
+            return target
+
+        def rename(group: Mapping[str | Path, Any]) -> dict[str | Path, Any]:
+            renamed = {name_of(target): value for target, value in group.items()}
+            if len(renamed) < len(group):
+                raise ExpressionError(
+                    f"{info.name}: a field is given both by name and by path in one group "
+                    f"of this update: {sorted(map(str, renamed))}",
+                    entity=info.name,
+                )
+            return renamed
+
+        return FieldChanges(
+            rename(self.assign),
+            rename(self.add),
+            [name_of(target) for target in self.remove],
+            rename(self.append),
+            rename(self.delete),
+            rename(self.if_not_exists),
+        )
 
     def touched_fields(self) -> set[str]:
         names: set[str] = set()
@@ -224,20 +257,32 @@ def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[
     ]
     for group, method in steps:
         for target, given in group.items():
-            value = given
-            if isinstance(target, str) and group is changes.assign:
-                new_values[target] = coerce_field(info, target, given)
-                if new_values[target] is None and target in info.omit_none:
-                    update = update.remove(_path(info, target))  # stored as absent
-                    continue
-                value = _stored(info, target, new_values[target])
-                if target == info.ttl:
-                    value = ttl_seconds(info.name, target, new_values[target])
-            update = method(update, _path(info, target), value)
+            path = _path(info, target)
+            if not (isinstance(target, str) and group is changes.assign):
+                # Typed paths (map values, list elements, model attributes) validate too.
+                update = method(update, path, validate_at(path, given))
+                continue
+            new_values[target] = coerce_field(info, target, given)
+            if new_values[target] is None and target in info.omit_none:
+                update = update.remove(path)  # stored as absent
+                continue
+            value = _stored(info, target, new_values[target])
+            if target == info.ttl:
+                value = ttl_seconds(info.name, target, new_values[target])
+            if isinstance(value, set | frozenset) and not value and reads_back_empty(info, target):
+                update = update.remove(path)  # no empty set in DynamoDB: absent reads empty
+                continue
+            update = method(update, path, value)
+    names = {attribute: name for name, attribute in info.attributes.items()}
     for target in changes.remove:
-        if isinstance(target, str):
-            new_values[target] = None
-        update = update.remove(_path(info, target))
+        path = _path(info, target)
+        name = target if isinstance(target, str) else None
+        if name is None and len(path.segments) == 1:
+            name = names.get(str(path.segments[0]))
+        if name is not None:
+            check_removable(info, name)  # an item without a required field is unreadable
+            new_values[name] = set() if reads_back_empty(info, name) else None
+        update = update.remove(path)
     return update, new_values
 
 

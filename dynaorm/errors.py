@@ -11,6 +11,7 @@ DynaormError
 │   └── KeyDecodingError       a stored key does not match its template
 ├── ItemEncodingError          an attribute value cannot be stored in DynamoDB
 │   └── ItemTooLarge           the item is over DynamoDB's 400 KB
+├── ItemDecodingError          a stored item does not fit its entity's fields
 ├── ExpressionError            a condition or update cannot be expressed
 ├── RequestError               DynamoDB refused or failed a request
 │   ├── ConditionFailed        a condition expression was false
@@ -49,6 +50,7 @@ __all__ = [
     "ExpressionError",
     "InvalidCursor",
     "ItemAlreadyExists",
+    "ItemDecodingError",
     "ItemEncodingError",
     "ItemTooLarge",
     "KeyCollisionError",
@@ -165,6 +167,12 @@ class ItemTooLarge(ItemEncodingError):
     def __init__(self, message: str, *, entity: str | None, key: Any, size: int) -> None:
         super().__init__(message, entity=entity, key=key)
         self.size = size
+
+
+class ItemDecodingError(DynaormError, ValueError):
+    """A stored item does not fit its entity (pydantic's error is the `__cause__`)."""
+
+    code = "item-decoding"
 
 
 class ExpressionError(DynaormError, ValueError):
