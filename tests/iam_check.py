@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dynaorm import Table, schema_of
+from dynaorm.errors import DefinitionError
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -228,13 +229,22 @@ class AccessLog:
 
 
 def declared_tables(name: str) -> list[Table]:
-    """Every `Table` of that logical name held by a loaded module (tests, examples)."""
+    """Every `Table` of that logical name held by a loaded module (tests, examples) that
+    compiles now: one that cannot (its schema lock was a file of a finished test's
+    temporary folder, say) cannot be the table a request went to either."""
     found: dict[int, Table] = {}
     for module in list(sys.modules.values()):
         for value in list(getattr(module, "__dict__", {}).values()):
             if isinstance(value, Table) and value.name == name:
                 found[id(value)] = value
-    return list(found.values())
+    compiles: list[Table] = []
+    for table in found.values():
+        try:
+            schema_of(table)
+        except DefinitionError:
+            continue
+        compiles.append(table)
+    return compiles
 
 
 def key_names_of(tables: Mapping[str, Table]) -> KeyNames:
