@@ -10,6 +10,7 @@ DynaormError
 │   └── KeyDecodingError       a stored key does not match its template
 ├── ItemEncodingError          an attribute value cannot be stored in DynamoDB
 │   └── ItemTooLarge           the item is over DynamoDB's 400 KB
+├── DecryptionError            an encrypted attribute does not decrypt for its item
 ├── ExpressionError            a condition or update cannot be expressed
 ├── RequestError               DynamoDB refused or failed a request
 │   ├── ConditionFailed        a condition expression was false
@@ -40,6 +41,7 @@ __all__ = [
     "BatchIncomplete",
     "CheckpointMismatch",
     "ConditionFailed",
+    "DecryptionError",
     "DefinitionError",
     "DynaormError",
     "ExpressionError",
@@ -150,6 +152,13 @@ class ItemTooLarge(ItemEncodingError):
     def __init__(self, message: str, *, entity: str | None, key: Any, size: int) -> None:
         super().__init__(message, entity=entity, key=key)
         self.size = size
+
+
+class DecryptionError(DynaormError):
+    """An encrypted attribute did not decrypt: altered, moved from another item or field,
+    or wrapped by a key the provider cannot unwrap."""
+
+    code = "decryption"
 
 
 class ExpressionError(DynaormError, ValueError):
