@@ -25,12 +25,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from dynaorm.errors import DecryptionError
+from pydantic import BaseModel, TypeAdapter
+
+from dynaorm.errors import DecryptionError, DefinitionError, ItemEncodingError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from dynaorm._entity import EntityInfo
 
 __all__ = [
     "DataKey",
@@ -40,6 +45,11 @@ __all__ = [
     "KmsKeyProvider",
     "LocalKeyProvider",
     "associated_data",
+    "check_encrypted",
+    "encrypted_fields",
+    "open_values",
+    "seal",
+    "seal_values",
 ]
 
 _FORMAT = 1
@@ -272,3 +282,113 @@ class Encryptor:
                 "the value does not authenticate: it was made for another item, field or "
                 "key, or it was altered"
             ) from e
+
+
+# -- entities ------------------------------------------------------------------------
+
+
+def encrypted_fields(cls: type[BaseModel]) -> frozenset[str]:
+    """The fields of a model declared `Annotated[..., Encrypted()]`."""
+    return frozenset(
+        name
+        for name, field in cls.model_fields.items()
+        if any(isinstance(m, Encrypted) for m in field.metadata)
+    )
+
+
+def check_encrypted(info: EntityInfo) -> None:
+    """Refuse, at class definition, an encrypted field used where it must be compared."""
+    roles: list[tuple[str, tuple[str, ...]]] = [
+        ("a primary-key slot", info.pk.fields + info.sk.fields),
+        *((f"a slot of index {name}", index.fields) for name, index in info.indexes.items()),
+        *(("a unique= field", group) for group in info.unique),
+        ("the version field", (info.version,) if info.version else ()),
+        ("the TTL attribute", (info.ttl,) if info.ttl else ()),
+    ]
+    for role, fields in roles:
+        for name in fields:
+            if name in info.encrypted:
+                raise DefinitionError(
+                    f"{info.name}.{name} is Encrypted() and cannot be {role}: its stored "
+                    "bytes are random, so nothing could compare, sort or find them",
+                    entity=info.name,
+                    field=name,
+                )
+
+
+def _adapter(info: EntityInfo, name: str) -> TypeAdapter[Any]:
+    return _field_adapter(info.cls, name)
+
+
+@lru_cache(maxsize=1024)
+def _field_adapter(cls: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    # The values are valid already (the model checked them): the bare annotation is
+    # enough to turn them into JSON and back, constraints are not re-applied.
+    annotation: Any = cls.model_fields[name].annotation
+    return TypeAdapter(annotation)
+
+
+def _encryptor(info: EntityInfo, name: str) -> Encryptor:
+    encryptor: Encryptor | None = info.table.encryptor
+    if encryptor is None:
+        raise ItemEncodingError(
+            f"{info.name}.{name} is Encrypted() but table {info.table.name!r} has no key "
+            "provider: pass Table(..., encryption=...) or call table.use_encryption(...)",
+            entity=info.name,
+            field=name,
+        )
+    return encryptor
+
+
+def _field_aad(info: EntityInfo, keys: Mapping[str, str], attribute: str) -> bytes:
+    table = info.table
+    return associated_data(
+        info.name,
+        table.partition_key,
+        keys[table.partition_key],
+        table.sort_key,
+        keys[table.sort_key],
+        attribute,
+    )
+
+
+def seal(info: EntityInfo, name: str, value: Any, keys: Mapping[str, str]) -> bytes:
+    """The envelope storing `value` of field `name` in the item with primary `keys`."""
+    plaintext = _adapter(info, name).dump_json(value)
+    return _encryptor(info, name).encrypt(plaintext, _field_aad(info, keys, info.attributes[name]))
+
+
+def seal_values(
+    info: EntityInfo, entity: BaseModel, values: dict[str, Any], keys: Mapping[str, str]
+) -> None:
+    """Replace the encrypted fields of `values` (a dump by attribute name) with envelopes."""
+    for name in info.encrypted:
+        attribute = info.attributes[name]
+        if values.get(attribute) is not None:
+            values[attribute] = seal(info, name, getattr(entity, name), keys)
+
+
+def open_values(info: EntityInfo, values: dict[str, Any], keys: Mapping[str, str]) -> None:
+    """Replace envelopes in `values` (decoded from an item) by the values they hold."""
+    for name in info.encrypted:
+        attribute = info.attributes[name]
+        envelope = values.get(attribute)
+        if envelope is None:
+            continue
+        if not isinstance(envelope, bytes):
+            raise DecryptionError(
+                f"{info.name}.{name} is Encrypted() but the item stores "
+                f"{type(envelope).__name__}, not an envelope (written unencrypted?)",
+                entity=info.name,
+                key=(keys.get(info.table.partition_key), keys.get(info.table.sort_key)),
+                field=name,
+            )
+        try:
+            plaintext = _encryptor(info, name).decrypt(envelope, _field_aad(info, keys, attribute))
+        except DecryptionError as e:
+            e.entity, e.field = info.name, name
+            e.key = (keys.get(info.table.partition_key), keys.get(info.table.sort_key))
+            e.message = f"{info.name}.{name} at {e.key}: {e.message}"
+            e.args = (e.message,)
+            raise
+        values[attribute] = _adapter(info, name).validate_json(plaintext)
