@@ -6,10 +6,12 @@ from dynaorm._conditions import Condition
 from dynaorm._crypto import Encrypted, KmsKeyProvider, LocalKeyProvider
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path
+from dynaorm._iam import iam_policy, tenant_tag_value
 from dynaorm._query import Page, Query, Scan
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._session import CollectionResult, Session
 from dynaorm._streams import StreamChange
+from dynaorm._telemetry import TableCapacity, Telemetry, Usage
 from dynaorm._transport import RequestEvent
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import Update
@@ -39,9 +41,14 @@ __all__ = [
     "Session",
     "StreamChange",
     "Table",
+    "TableCapacity",
+    "Telemetry",
     "UnitOfWork",
     "Update",
+    "Usage",
     "__version__",
     "errors",
+    "iam_policy",
     "schema_of",
+    "tenant_tag_value",
 ]

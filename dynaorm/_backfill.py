@@ -28,9 +28,11 @@ from dynaorm._compiler import (
     index_attributes,
     schema_of,
 )
-from dynaorm._conditions import Comparison, Condition, Value, and_, build_condition
+from dynaorm._conditions import Comparison, Value, and_, build_condition
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item, item_type
+from dynaorm._planner import stored_values_condition
+from dynaorm._ratelimit import pacing
 from dynaorm._schema import Table
 from dynaorm.errors import CheckpointMismatch, ConditionFailed, DynaormError
 
@@ -126,13 +128,11 @@ def update_request(
         clauses.append("SET " + ", ".join(pairs))
     if plan.remove:
         clauses.append("REMOVE " + ", ".join(ph.name(a) for a in plan.remove))
-    condition: Condition | None = Comparison(
-        Path(table.type_attribute), "=", Value({"S": str(plan.entity)})
+    sources = {Path(attribute): value for attribute, value in sorted(plan.sources.items())}
+    condition = and_(
+        Comparison(Path(table.type_attribute), "=", Value({"S": str(plan.entity)})),
+        stored_values_condition(sources),
     )
-    for attribute, value in sorted(plan.sources.items()):
-        path = Path(attribute)
-        part = path.not_exists() if value is None else Comparison(path, "=", Value(value))
-        condition = and_(condition, part)
     assert condition is not None
     request = {
         "TableName": table_name,
@@ -233,6 +233,8 @@ class BackfillCounts:
     conflicts: int = 0
     pending: dict[str, int] = field(default_factory=dict)
     estimate: int | None = None
+    # The checkpoint (or shared run) said every segment was done before this run began.
+    finished_before: bool = False
 
 
 @dataclass
@@ -248,6 +250,7 @@ class _Backfill:
     counts: BackfillCounts = field(default_factory=BackfillCounts)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
+    pace: Callable[[], None] | None = None  # waits for write capacity (`--max-wcu`)
 
     def run_segment(self, segment: int) -> None:
         start = self.checkpoint.positions.get(segment)
@@ -289,6 +292,8 @@ class _Backfill:
         table = self.schema.table
         key = {a: item[a] for a in (table.partition_key, table.sort_key)}
         for attempt in range(self.max_attempts):
+            if self.pace is not None:
+                self.pace()
             if attempt:
                 with self.lock:
                     self.counts.retried += 1
@@ -319,12 +324,14 @@ def backfill(
     max_attempts: int = 5,
     progress: ProgressCallback | None = None,
     estimate: int | None = None,
+    max_wcu: float | None = None,
 ) -> BackfillCounts:
     """Scan the table and write every item's missing or stale derived GSI keys.
 
     Idempotent: items already right are only read. With `checkpoint`, each segment's
     position is saved after every page and a later run resumes there (a dry run neither
-    reads nor writes the checkpoint).
+    reads nor writes the checkpoint). `max_wcu` caps the write capacity units consumed
+    per second by the session's writes.
     """
     schema = schema_of(table)
     name = session.table_name(table)
@@ -334,7 +341,12 @@ def backfill(
     job = _Backfill(session, schema, name, state, dry_run, page_size, max_attempts, progress)
     job.counts.estimate = estimate
     todo = [s for s in range(segments) if s not in state.done]
-    with ThreadPoolExecutor(max_workers=max(1, min(len(todo), 16))) as pool:
+    job.counts.finished_before = not todo
+    with (
+        pacing(session, max_wcu) as bucket,
+        ThreadPoolExecutor(max_workers=max(1, min(len(todo), 16))) as pool,
+    ):
+        job.pace = bucket.wait if bucket is not None else None
         futures = [pool.submit(job.run_segment, s) for s in todo]
         try:
             for future in futures:

@@ -1,26 +1,32 @@
-"""BatchGetItem / BatchWriteItem in chunks, with backoff, and nothing dropped silently."""
+"""BatchGetItem / BatchWriteItem for a session: build the requests, drive the plan, report."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from dynaorm._batch_plan import BatchPlan, Failures, Ident, Outcome, Pause, Step
 from dynaorm._compiler import schema_of
 from dynaorm._entity import Entity, Key
 from dynaorm._items import entity_from_item, entity_to_item
 from dynaorm._retry import Backoff
-from dynaorm.errors import BatchIncomplete, DefinitionError, ExpressionError, Throttled
+from dynaorm.errors import (
+    BatchIncomplete,
+    DefinitionError,
+    ExpressionError,
+    RequestError,
+    ServiceError,
+    Throttled,
+)
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
 
 __all__ = ["BatchRunner"]
 
-WRITE_CHUNK = 25  # BatchWriteItem accepts at most 25 requests
-GET_CHUNK = 100  # BatchGetItem accepts at most 100 keys
-
-_Ident = tuple[str, str, str]  # (table, partition key, sort key)
+T = TypeVar("T")
 
 
 class BatchRunner:
@@ -44,23 +50,27 @@ class BatchRunner:
     # -- writes -----------------------------------------------------------------------
 
     def write(self, put: list[Entity], delete: list[Entity | Key]) -> None:
-        requests: list[tuple[_Ident, dict[str, Any], Entity | Key]] = []
+        requests: list[tuple[Ident, dict[str, Any], Entity | Key]] = []
         for entity in put:
             requests.append(self._put_request(entity))
         for target in delete:
             requests.append(self._delete_request(target))
         _refuse_duplicates([ident for ident, _, _ in requests])
-        failed: list[Entity | Key] = []
-        for start in range(0, len(requests), WRITE_CHUNK):
-            failed.extend(self._write_chunk(requests[start : start + WRITE_CHUNK]))
-        if failed:
-            raise BatchIncomplete(
-                f"batch_write: {len(failed)} of {len(requests)} requests were not processed "
-                f"after {self.retry.attempts} attempts; they are in .unprocessed",
-                unprocessed=failed,
-            )
+        plan = self._plan()
+        failures = self._drive(plan.write({ident: body for ident, body, _ in requests}))
+        if not failures:
+            return
+        targets = {ident: target for ident, _, target in requests}
+        reasons = self._reasons("BatchWriteItem", failures, targets)
+        raise BatchIncomplete(
+            _summary("batch_write", "written", len(requests), reasons, ".written what was written"),
+            operation="BatchWriteItem",
+            unprocessed=[targets[ident] for ident in reasons],
+            reasons=list(reasons.values()),
+            written=[target for ident, _, target in requests if ident not in failures],
+        )
 
-    def _put_request(self, entity: Entity) -> tuple[_Ident, dict[str, Any], Entity | Key]:
+    def _put_request(self, entity: Entity) -> tuple[Ident, dict[str, Any], Entity | Key]:
         info = type(entity).__dynaorm__
         _refuse_guarded(info.name, bool(info.unique), info.version)
         item = entity_to_item(entity)
@@ -68,7 +78,7 @@ class BatchRunner:
         ident = (table, item[info.table.partition_key]["S"], item[info.table.sort_key]["S"])
         return ident, {"PutRequest": {"Item": item}}, entity
 
-    def _delete_request(self, target: Entity | Key) -> tuple[_Ident, dict[str, Any], Entity | Key]:
+    def _delete_request(self, target: Entity | Key) -> tuple[Ident, dict[str, Any], Entity | Key]:
         key = target.get_key() if isinstance(target, Entity) else target
         if not isinstance(key, Key):
             raise ExpressionError(f"batch_write(delete=...) takes entities or keys, got {target!r}")
@@ -77,101 +87,86 @@ class BatchRunner:
         table = self._physical(key.entity)
         return (table, key.pk, key.sk), {"DeleteRequest": {"Key": key.to_dynamodb()}}, target
 
-    def _write_chunk(self, chunk: list[tuple[_Ident, dict[str, Any], Entity | Key]]) -> list[Any]:
-        by_ident = {ident: (request, original) for ident, request, original in chunk}
-        pending = list(by_ident)
-        for attempt in range(self.retry.attempts):
-            if attempt:
-                self.retry.pause(attempt)
-            request_items: dict[str, list[dict[str, Any]]] = {}
-            for ident in pending:
-                request_items.setdefault(ident[0], []).append(by_ident[ident][0])
-            try:
-                response = self._session._call("BatchWriteItem", {"RequestItems": request_items})
-            except Throttled:
-                continue  # the whole chunk stays pending
-            pending = [
-                self._ident(
-                    table,
-                    request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"],
-                )
-                for table, left in response.get("UnprocessedItems", {}).items()
-                for request in left
-            ]
-            if not pending:
-                return []
-        return [by_ident[ident][1] for ident in pending]
-
     # -- reads ------------------------------------------------------------------------
 
     def get(self, keys: list[Key], *, consistent: bool) -> list[Entity]:
-        idents: dict[_Ident, Key] = {}
+        idents: dict[Ident, Key] = {}
         for key in keys:
             if not isinstance(key, Key):
                 raise ExpressionError(f"batch_get takes keys such as User.key(...), got {key!r}")
             idents.setdefault((self._physical(key.entity), key.pk, key.sk), key)
-        found: dict[_Ident, Entity] = {}
-        failed: list[Key] = []
-        order = list(idents)
-        for start in range(0, len(order), GET_CHUNK):
-            chunk = order[start : start + GET_CHUNK]
-            failed.extend(self._get_chunk(chunk, idents, found, consistent))
-        if failed:
-            raise BatchIncomplete(
-                f"batch_get: {len(failed)} of {len(order)} keys were not read after "
-                f"{self.retry.attempts} attempts; they are in .unprocessed",
-                unprocessed=failed,
-            )
-        return [found[ident] for ident in order if ident in found]
+        plan = self._plan()
+        bodies = {ident: key.to_dynamodb() for ident, key in idents.items()}
+        items, failures = self._drive(plan.get(bodies, consistent=consistent))
+        found = [self._decode(items[ident], idents[ident]) for ident in idents if ident in items]
+        if not failures:
+            return found
+        reasons = self._reasons("BatchGetItem", failures, idents)
+        raise BatchIncomplete(
+            _summary("batch_get", "read", len(idents), reasons, ".items the entities read"),
+            operation="BatchGetItem",
+            unprocessed=[idents[ident] for ident in reasons],
+            reasons=list(reasons.values()),
+            items=found,
+        )
 
-    def _get_chunk(
-        self,
-        chunk: list[_Ident],
-        keys: dict[_Ident, Key],
-        found: dict[_Ident, Entity],
-        consistent: bool,
-    ) -> list[Key]:
-        pending = chunk
-        for attempt in range(self.retry.attempts):
-            if attempt:
-                self.retry.pause(attempt)
-            request_items: dict[str, dict[str, Any]] = {}
-            for ident in pending:
-                entry = request_items.setdefault(ident[0], {"Keys": []})
-                if consistent:
-                    entry["ConsistentRead"] = True
-                entry["Keys"].append(keys[ident].to_dynamodb())
-            try:
-                response = self._session._call("BatchGetItem", {"RequestItems": request_items})
-            except Throttled:
-                continue
-            for table, items in response.get("Responses", {}).items():
-                for item in items:
-                    self._collect(table, item, keys, found)
-            pending = [
-                self._ident(table, key)
-                for table, left in response.get("UnprocessedKeys", {}).items()
-                for key in left.get("Keys", [])
-            ]
-            if not pending:
-                return []
-        return [keys[ident] for ident in pending]
-
-    def _collect(
-        self, table: str, item: dict[str, Any], keys: dict[_Ident, Key], found: dict[_Ident, Entity]
-    ) -> None:
-        ident = self._ident(table, item)
-        key = keys[ident]
+    def _decode(self, item: dict[str, Any], key: Key) -> Entity:
         decoded = entity_from_item(
             schema_of(key.entity.__dynaorm__.table), item, expected=key.entity
         )
         assert decoded is not None
-        found[ident] = decoded
+        return decoded
 
-    def _ident(self, table: str, body: dict[str, Any]) -> _Ident:
-        """(table, pk, sk) of an item or key, as DynamoDB hands it back."""
-        pk, sk = self._key_names[table]
-        return (table, body[pk]["S"], body[sk]["S"])
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _plan(self) -> BatchPlan:
+        return BatchPlan(self._key_names, attempts=self.retry.attempts)
+
+    def _drive(self, steps: Generator[Step, Outcome, T]) -> T:
+        """Run a plan: send its requests through the session, sleep its pauses.
+
+        Only `RequestError`s (what DynamoDB or the network answered) go back to the plan;
+        anything else is a bug and propagates.
+        """
+        outcome: Outcome = None
+        while True:
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            if isinstance(step, Pause):
+                self.retry.pause(step.attempt)
+                outcome = None
+                continue
+            try:
+                outcome = self._session._call(step.operation, step.params)
+            except RequestError as error:
+                outcome = error
+
+    def _reasons(
+        self, operation: str, failures: Failures, targets: dict[Ident, Any]
+    ) -> dict[Ident, RequestError]:
+        """Why each failed request failed; a request handed back unprocessed on every
+        attempt gets a `Throttled` naming its entity and key."""
+        reasons: dict[Ident, RequestError] = {}
+        for ident, target in targets.items():  # in the order the caller gave them
+            if ident not in failures:
+                continue
+            error = failures[ident]
+            if error is None:
+                key = target.get_key() if isinstance(target, Entity) else target
+                error = Throttled(
+                    f"{operation} on table {ident[0]!r} (entity {key.entity.__name__}, key "
+                    f"{key!r}): DynamoDB returned it unprocessed in each of "
+                    f"{self.retry.attempts} attempts",
+                    operation=operation,
+                    table=ident[0],
+                    entity=key.entity.__name__,
+                    key=key,
+                )
+            reasons[ident] = error
+        return reasons
 
     def _physical(self, entity: type[Entity]) -> str:
         table = entity.__dynaorm__.table
@@ -180,8 +175,24 @@ class BatchRunner:
         return name
 
 
-def _refuse_duplicates(idents: list[_Ident]) -> None:
-    seen: set[_Ident] = set()
+def _summary(
+    operation: str, done: str, total: int, reasons: dict[Ident, RequestError], kept: str
+) -> str:
+    """`batch_write: 25 of 1000 requests were not written (25 InternalServerError): ...`"""
+    why = Counter(
+        error.aws_code if isinstance(error, ServiceError) and error.aws_code else error.code
+        for error in reasons.values()
+    )
+    counts = ", ".join(f"{count} {code}" for code, count in why.most_common())
+    noun = "keys" if operation == "batch_get" else "requests"
+    return (
+        f"{operation}: {len(reasons)} of {total} {noun} were not {done} ({counts}); "
+        f".unprocessed holds them and .reasons[i] why, {kept}"
+    )
+
+
+def _refuse_duplicates(idents: list[Ident]) -> None:
+    seen: set[Ident] = set()
     for ident in idents:
         if ident in seen:
             raise ExpressionError(

@@ -239,11 +239,7 @@ def _encode_list(value: list[Any] | tuple[Any, ...], path: str) -> AttributeValu
         out: list[AttributeValue] = []
         for index, element in enumerate(value):
             child = f"{path}[{index}]"
-            encoded = _encode(element, child)
-            if encoded is None:
-                # Dropping it would shift every later index; there is no empty-set form.
-                raise _fail(child, element, "an empty set inside a list has no DynamoDB form")
-            out.append(encoded)
+            out.append(_encode(element, child) or _EMPTY_SET)
     finally:
         _nesting.depth = depth - 1
     return {"L": out}
@@ -252,19 +248,44 @@ def _encode_list(value: list[Any] | tuple[Any, ...], path: str) -> AttributeValu
 def _encode_map(value: Mapping[Any, Any], path: str) -> AttributeValue:
     depth = _enter(path, value)
     try:
-        return {"M": _encode_members(value, path)}
+        return {"M": _encode_members(value, path, nested=True)}
     finally:
         _nesting.depth = depth - 1
 
 
-def _encode_members(value: Mapping[Any, Any], path: str) -> dict[str, AttributeValue]:
+# DynamoDB has no empty set. At the top level the attribute is omitted (and read back as
+# an empty set where the field's type is a set); inside a list or map there is nothing to
+# omit without losing the element or its key, so it is stored as an empty list, which
+# pydantic validates back into an empty set wherever the declared type is a set.
+_EMPTY_SET: AttributeValue = {"L": []}
+
+
+def _check_name(key: Any, path: str) -> str:
+    """A map key or attribute name: a non-empty str that is valid UTF-8."""
+    if not isinstance(key, str):
+        raise _fail(path, key, f"map keys must be str, not {type(key).__name__}")
+    text = str.__str__(key)  # a str subclass's own __str__ could say anything
+    if not text:
+        raise _fail(path, text, "an empty map key or attribute name cannot be stored")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _fail(path, text, "map key is not valid UTF-8 (lone surrogate)") from None
+    return text
+
+
+def _encode_members(
+    value: Mapping[Any, Any], path: str, *, nested: bool = False
+) -> dict[str, AttributeValue]:
     out: dict[str, AttributeValue] = {}
-    for key, element in value.items():
-        if not isinstance(key, str):
-            raise _fail(path, key, f"map keys must be str, not {type(key).__name__}")
+    for given, element in value.items():
+        key = _check_name(given, path)
         encoded = _encode(element, f"{path}.{key}" if path else key)
-        if encoded is not None:  # an empty set is omitted, as at the top level
+        if encoded is not None:
             out[key] = encoded
+        elif nested:
+            out[key] = _EMPTY_SET
     return out
 
 
@@ -371,9 +392,8 @@ def encode_item_sized(values: Mapping[str, Any]) -> tuple[dict[str, AttributeVal
     """
     out: dict[str, AttributeValue] = {}
     bound = 0
-    for name, value in values.items():
-        if type(name) is not str:
-            raise _fail("", name, f"map keys must be str, not {type(name).__name__}")
+    for given, value in values.items():
+        name = given if type(given) is str and given else _check_name(given, "")
         kind = type(value)
         if kind is str:
             if value.isascii():
@@ -412,7 +432,7 @@ def encode_item_sized(values: Mapping[str, Any]) -> tuple[dict[str, AttributeVal
                 continue
             size = _value_size(encoded)
             out[name] = encoded
-        bound += size + (len(name) if name.isascii() else _utf8_len(name))
+        bound += size + (len(name) if name.isascii() else len(_check_name(name, "").encode()))
     return out, bound
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from dynaorm._bounds import KeyCondition
+from dynaorm._entity import GUARD_SORT_KEY
 from dynaorm._keys import KeyTemplate
+from dynaorm._lock import LockedIndex, table_lock
 from dynaorm._overlap import example_key, prefix_overlaps, templates_overlap
+from dynaorm._placement import LockConflict, Source, place_indexes
 from dynaorm._schema import Projection, Table
 from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError
 
@@ -38,6 +42,8 @@ class CompiledIndex:
     sk_attribute: str
     # The sort value written when the index declares no `sk`: the entity's type name.
     static_sk: str | None
+    # What decided the GSI: the placement rule, a `gsi=` pin or the schema lock.
+    source: Source = "rule"
 
     @property
     def entity_name(self) -> str:
@@ -240,13 +246,25 @@ def schema_of(table: Table) -> CompiledSchema:
     return compiled
 
 
-def compile_table(table: Table) -> CompiledSchema:
-    """Validate every entity of `table` together and place their indexes on GSIs."""
+def compile_table(
+    table: Table,
+    *,
+    lock: Mapping[str, LockedIndex] | Literal["table"] | None = "table",
+    conflicts: list[LockConflict] | None = None,
+) -> CompiledSchema:
+    """Validate every entity of `table` together and place their indexes on GSIs.
+
+    `lock`: the schema lock entries to honour; by default those of the file the table
+    declares with `lock=`, None for none. `conflicts` collects lock entries that cannot be
+    honoured instead of raising (their indexes are placed by their declarations).
+    """
     infos = [e.__dynaorm__ for e in table.entities]
     _check_type_names(table, infos)
     _check_collisions(infos)
-    placements = _assign_gsis(table, infos)
+    entries = table_lock(table) if lock == "table" else lock
+    placements = _assign_gsis(table, infos, entries, conflicts)
     gsis = _build_gsis(table, placements)
+    _check_field_attributes(infos, gsis)
     entities = {}
     for info in infos:
         indexes = {p.index.name: p for p in placements if p.index.entity is info.cls}
@@ -281,127 +299,140 @@ def _check_type_names(table: Table, infos: list[EntityInfo]) -> None:
         seen[info.name] = info
 
 
+@dataclass(frozen=True)
+class _KeySpace:
+    """Primary keys some writer of the table produces: an entity's, or its unique guards'."""
+
+    owner: str
+    what: str
+    pk: KeyTemplate
+    sk: KeyTemplate | str
+
+    def describe(self) -> str:
+        sk = self.sk.source if isinstance(self.sk, KeyTemplate) else self.sk
+        return f"{self.owner}{self.what} (pk={self.pk.source!r}, sk={sk!r})"
+
+
+def _key_spaces(infos: list[EntityInfo]) -> list[_KeySpace]:
+    spaces = []
+    for info in infos:
+        spaces.append(_KeySpace(info.name, "", info.pk, info.sk))
+        spaces.extend(
+            _KeySpace(info.name, f"'s unique guard for {list(group)}", guard, GUARD_SORT_KEY)
+            for group, guard in info.guards.items()
+        )
+    return spaces
+
+
 def _check_collisions(infos: list[EntityInfo]) -> None:
-    for i, first in enumerate(infos):
-        for second in infos[i + 1 :]:
+    """No two key spaces (entities, and the guard items of their unique groups) overlap:
+    otherwise one writer would overwrite, then delete, another's item."""
+    spaces = _key_spaces(infos)
+    for i, first in enumerate(spaces):
+        for second in spaces[i + 1 :]:
             if templates_overlap(first.pk, second.pk) and templates_overlap(first.sk, second.sk):
                 pk = example_key(first.pk, second.pk)
                 sk = example_key(first.sk, second.sk)
                 raise KeyCollisionError(
-                    f"{first.name} (pk={first.pk.source!r}, sk={first.sk.source!r}) and "
-                    f"{second.name} (pk={second.pk.source!r}, sk={second.sk.source!r}) can "
-                    f"produce the same primary key, e.g. ({pk!r}, {sk!r}); give one of "
-                    "them a distinct literal segment",
-                    entities=(first.name, second.name),
+                    f"{first.describe()} and {second.describe()} can produce the same "
+                    f"primary key, e.g. ({pk!r}, {sk!r}); give one of them a distinct "
+                    "literal segment",
+                    entities=(first.owner, second.owner),
                     example=(pk, sk),
                 )
 
 
+def _check_field_attributes(infos: list[EntityInfo], gsis: tuple[Gsi, ...]) -> None:
+    """No field is stored under a GSI key attribute: the derived key would overwrite it,
+    or the field would put items of an entity without that index into the GSI."""
+    owners = {
+        attribute: gsi.name for gsi in gsis for attribute in (gsi.pk_attribute, gsi.sk_attribute)
+    }
+    for info in infos:
+        for field_name, attribute in info.attributes.items():
+            if attribute in owners:
+                raise DefinitionError(
+                    f"{info.name}.{field_name} would be stored as {attribute!r}, a key "
+                    f"attribute of the GSI {owners[attribute]!r} of table "
+                    f"{info.table.name!r}; rename the field or give it an alias",
+                    entity=info.name,
+                    field=field_name,
+                    value=attribute,
+                )
+
+
 def _primary_neighbours(info: EntityInfo, infos: list[EntityInfo]) -> frozenset[str]:
+    """Other key spaces a query of `info` may read: its queries then filter on the type.
+    Guard items carry the guard type, so that filter also keeps them out."""
     return frozenset(
-        other.name
-        for other in infos
-        if other is not info
-        and templates_overlap(info.pk, other.pk)
-        and prefix_overlaps(info.sk, other.sk)
+        space.owner + space.what
+        for space in _key_spaces(infos)
+        if not (space.owner == info.name and not space.what)
+        and templates_overlap(info.pk, space.pk)
+        and prefix_overlaps(info.sk, space.sk)
     )
 
 
-def _assign_gsis(table: Table, infos: list[EntityInfo]) -> list[CompiledIndex]:
-    """Place indexes on as few GSIs as possible.
+def _assign_gsis(
+    table: Table,
+    infos: list[EntityInfo],
+    lock: Mapping[str, LockedIndex] | None,
+    conflicts: list[LockConflict] | None,
+) -> list[CompiledIndex]:
+    """Place every index (see `dynaorm._placement` for the rule).
 
-    Two indexes of one entity can never share a GSI (an item has one `GSI1PK`), but
-    indexes of different entities can: that is GSI overloading. So the minimum is the
-    largest number of indexes on one entity, which the greedy lowest-free-slot choice
-    reaches; a shared GSI also needs the same projection.
+    Lock entries the declarations cannot honour raise `SchemaLockError`, unless the
+    caller collects them in `conflicts` (diff and `--lock --force` report them instead).
     """
-    pinned = {
-        index.gsi for info in infos for index in info.indexes.values() if index.gsi is not None
-    }
-    auto_names = (f"{table.gsi_prefix}{n}" for n in range(1, 1000))
-    auto: list[str] = []
-    projections: dict[str, Projection] = {}
-    users: dict[str, set[str]] = {}
-    placements: list[CompiledIndex] = []
-    for info in infos:
-        for index in info.indexes.values():
-            gsi = index.gsi or _free_gsi(info, index, auto, projections, users)
-            if gsi is None:
-                gsi = next(name for name in auto_names if name not in pinned)
-                auto.append(gsi)
-            _claim(info, index, gsi, projections, users)
-            placements.append(
-                CompiledIndex(
-                    index=index,
-                    gsi=gsi,
-                    pk_attribute=f"{gsi}PK",
-                    sk_attribute=f"{gsi}SK",
-                    static_sk=info.name if index.sk is None else None,
-                )
-            )
-    if len(projections) > MAX_GSIS:
+    placed, refused = place_indexes(table, infos, lock)
+    if refused and conflicts is None:
+        raise refused[0].error(table.lock)
+    if conflicts is not None:
+        conflicts.extend(refused)
+    gsis = {p.gsi for p in placed}
+    if len(gsis) > MAX_GSIS:
         raise DefinitionError(
-            f"Table {table.name!r} needs {len(projections)} GSIs; DynamoDB allows "
+            f"Table {table.name!r} needs {len(gsis)} GSIs; DynamoDB allows "
             f"{MAX_GSIS}. Pin related indexes to shared GSIs with gsi=",
         )
-    return placements
-
-
-def _free_gsi(
-    info: EntityInfo,
-    index: EntityIndex,
-    auto: list[str],
-    projections: dict[str, Projection],
-    users: dict[str, set[str]],
-) -> str | None:
-    for gsi in auto:
-        if info.name not in users[gsi] and projections[gsi] == index.projection:
-            return gsi
-    return None
-
-
-def _claim(
-    info: EntityInfo,
-    index: EntityIndex,
-    gsi: str,
-    projections: dict[str, Projection],
-    users: dict[str, set[str]],
-) -> None:
-    holders = users.setdefault(gsi, set())
-    if info.name in holders:
-        raise DefinitionError(
-            f"{info.name}.{index.name} is pinned to {gsi}, which another index of "
-            f"{info.name} already uses; an item holds one key per GSI",
-            entity=info.name,
-            field=index.name,
+    return [
+        CompiledIndex(
+            index=p.index,
+            gsi=p.gsi,
+            pk_attribute=f"{p.gsi}PK",
+            sk_attribute=f"{p.gsi}SK",
+            static_sk=p.info.name if p.index.sk is None else None,
+            source=p.source,
         )
-    current = projections.get(gsi)
-    if current is not None and current != index.projection:
-        raise DefinitionError(
-            f"{info.name}.{index.name} wants projection {index.projection!r} on {gsi}, "
-            f"which already projects {current!r}; one GSI has one projection",
-            entity=info.name,
-            field=index.name,
-        )
-    holders.add(info.name)
-    projections[gsi] = index.projection
+        for p in placed
+    ]
+
+
+def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting GSI2 before GSI10."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)
+    )
 
 
 def _build_gsis(table: Table, placements: list[CompiledIndex]) -> tuple[Gsi, ...]:
-    names: list[str] = []
-    for placed in placements:
-        if placed.gsi not in names:
-            names.append(placed.gsi)
-    return tuple(
-        Gsi(
-            name=name,
-            pk_attribute=f"{name}PK",
-            sk_attribute=f"{name}SK",
-            projection=next(p.index.projection for p in placements if p.gsi == name),
-            indexes=tuple(p for p in placements if p.gsi == name),
+    """The physical GSIs, in name order so CreateTable never depends on definition order."""
+    names = sorted({p.gsi for p in placements}, key=_natural)
+    gsis = []
+    for name in names:
+        on_it = sorted(
+            (p for p in placements if p.gsi == name), key=lambda p: (p.entity_name, p.index.name)
         )
-        for name in names
-    )
+        gsis.append(
+            Gsi(
+                name=name,
+                pk_attribute=f"{name}PK",
+                sk_attribute=f"{name}SK",
+                projection=on_it[0].index.projection,
+                indexes=tuple(on_it),
+            )
+        )
+    return tuple(gsis)
 
 
 def _index_neighbours(gsis: tuple[Gsi, ...]) -> dict[tuple[str, str], frozenset[str]]:

@@ -23,14 +23,14 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, TypeAdapter
 
-from dynaorm.errors import DecryptionError, DefinitionError, ItemEncodingError
+from dynaorm.errors import DecryptionError, DefinitionError, ExpressionError, ItemEncodingError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -48,6 +48,7 @@ __all__ = [
     "check_encrypted",
     "encrypted_fields",
     "open_values",
+    "refuse_encrypted_projection",
     "seal",
     "seal_values",
 ]
@@ -392,3 +393,20 @@ def open_values(info: EntityInfo, values: dict[str, Any], keys: Mapping[str, str
             e.args = (e.message,)
             raise
         values[attribute] = _adapter(info, name).validate_json(plaintext)
+
+
+def refuse_encrypted_projection(info: EntityInfo, paths: Iterable[Any]) -> None:
+    """A projection returns stored attributes as they are: an encrypted one would come
+    back as ciphertext, so naming it is refused before sending."""
+    if not info.encrypted:
+        return
+    sealed = {info.attributes[name]: name for name in info.encrypted}
+    for path in paths:
+        root = path.segments[0] if hasattr(path, "segments") else path
+        if root in sealed:
+            raise ExpressionError(
+                f"{info.name}.{sealed[root]} is Encrypted(): a projection would return its "
+                "ciphertext; read the entity instead",
+                entity=info.name,
+                field=sealed[root],
+            )

@@ -1,4 +1,8 @@
-"""Opaque pagination cursors: LastEvaluatedKey plus a query fingerprint, optionally signed."""
+"""Pagination cursors: LastEvaluatedKey plus a query fingerprint, HMAC-signed with a secret.
+
+The payload is readable JSON (the key values are not hidden): only a signed cursor is
+tamper-proof. `Query.page` binds an unsigned cursor's key to the query's range.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,17 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dynaorm.errors import InvalidCursor
+from dynaorm._bounds import key_matches
+from dynaorm.errors import InvalidCursor, KeyDecodingError
 
-__all__ = ["decode_cursor", "encode_cursor", "fingerprint"]
+if TYPE_CHECKING:
+    from dynaorm._compiler import QueryPlan
+    from dynaorm._entity import EntityInfo
+    from dynaorm._keys import KeyTemplate
+
+__all__ = ["check_resume_key", "decode_cursor", "encode_cursor", "fingerprint"]
 
 _VERSION = 1
 _SIGNATURE_BYTES = 32  # HMAC-SHA256
@@ -36,7 +46,7 @@ def _unb64(text: str) -> bytes:
 def encode_cursor(
     last_evaluated_key: Mapping[str, Any], query_fingerprint: str, secret: bytes | None
 ) -> str:
-    """An opaque URL-safe string; HMAC-signed when the session has a cursor secret."""
+    """A URL-safe string (readable, not encrypted); HMAC-signed when a secret is given."""
     payload = json.dumps(
         {"v": _VERSION, "q": query_fingerprint, "k": last_evaluated_key},
         separators=(",", ":"),
@@ -86,3 +96,52 @@ def _verified(raw: bytes, secret: bytes) -> bytes:
     if len(raw) <= _SIGNATURE_BYTES or not hmac.compare_digest(signature, expected):
         raise InvalidCursor("the cursor's signature does not match: it was altered or forged")
     return payload
+
+
+def check_resume_key(
+    start: Mapping[str, Any], plan: QueryPlan, info: EntityInfo, index_sk: KeyTemplate | None
+) -> None:
+    """Bind a cursor's key to this query's exact range.
+
+    An unsigned cursor is readable and editable JSON: refuse any key this query could
+    not have returned (another partition, outside the sort-key condition, or a key no
+    item of this entity can have), so an edit can at most move within the range.
+    """
+    table = info.table
+    names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
+    values: dict[str, str] = {
+        name: value["S"]
+        for name, value in start.items()
+        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S"), str)
+    }
+    if set(start) != names or set(values) != names:
+        raise InvalidCursor(
+            f"the cursor's key holds {sorted(start)}; a {info.name} query resumes from "
+            f"string attributes {sorted(names)}",
+            entity=info.name,
+        )
+    if values[plan.pk_attribute] != plan.pk_value:
+        raise InvalidCursor(
+            "the cursor points into another partition",
+            entity=info.name,
+            key=values[plan.pk_attribute],
+        )
+    sort = values[plan.sk_attribute]
+    if plan.sk_condition is not None and not key_matches(plan.sk_condition, sort):
+        raise InvalidCursor(
+            f"the cursor's sort key {sort!r} is outside this query's key range",
+            entity=info.name,
+            key=sort,
+        )
+    try:
+        info.pk.decode(values[table.partition_key])
+        info.sk.decode(values[table.sort_key])
+        if index_sk is not None:
+            index_sk.decode(sort)
+    except KeyDecodingError as e:
+        raise InvalidCursor(
+            f"the cursor's key is not a {info.name} key: {e.message}",
+            entity=info.name,
+            key=e.key,
+            field=e.field,
+        ) from None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from dynaorm._compiler import CompiledIndex, CompiledSchema, Gsi
 from dynaorm._keys import KeyTemplate
+from dynaorm._lock import LockedIndex, lock_entry
+from dynaorm._placement import normal_projection
 from dynaorm._schema import Projection
 
 __all__ = [
@@ -15,14 +19,23 @@ __all__ = [
     "cloudformation_resource",
     "create_table_request",
     "describe_drift",
+    "index_drift",
+    "lock_drift",
+    "lock_entries",
     "time_to_live_request",
 ]
 
 
-def _projection(projection: Projection) -> dict[str, Any]:
-    if isinstance(projection, tuple):
-        return {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(projection)}
-    return {"ProjectionType": projection}
+def _projection(projection: Projection, type_attribute: str) -> dict[str, Any]:
+    """Every GSI dynaorm creates projects the type attribute: queries filter on it where
+    entities share an index, and decoding dispatches on it. So KEYS_ONLY is created as
+    INCLUDE of the type attribute alone (DynamoDB has no KEYS_ONLY-plus-one)."""
+    if projection == "ALL":
+        return {"ProjectionType": "ALL"}
+    included = list(projection) if isinstance(projection, tuple) else []
+    if type_attribute not in included:
+        included.append(type_attribute)
+    return {"ProjectionType": "INCLUDE", "NonKeyAttributes": included}
 
 
 def _key_schema(partition: str, sort: str) -> list[dict[str, str]]:
@@ -36,7 +49,7 @@ def _gsi_definition(schema: CompiledSchema, gsi: Gsi) -> dict[str, Any]:
     definition: dict[str, Any] = {
         "IndexName": gsi.name,
         "KeySchema": _key_schema(gsi.pk_attribute, gsi.sk_attribute),
-        "Projection": _projection(gsi.projection),
+        "Projection": _projection(gsi.projection, schema.table.type_attribute),
     }
     table = schema.table
     if table.billing_mode == "PROVISIONED":
@@ -114,12 +127,8 @@ def describe_drift(schema: CompiledSchema, live: dict[str, Any]) -> list[str]:
                 f"GSI {gsi.name} has key {keys}, the schema wants "
                 f"{{'HASH': {gsi.pk_attribute!r}, 'RANGE': {gsi.sk_attribute!r}}}"
             )
-        wanted = _projection(gsi.projection)
-        have = dict(found.get("Projection", {}))
-        if "NonKeyAttributes" in have:
-            have["NonKeyAttributes"] = sorted(have["NonKeyAttributes"])
-        if "NonKeyAttributes" in wanted:
-            wanted["NonKeyAttributes"] = sorted(wanted["NonKeyAttributes"])
+        wanted = _wanted_projection(gsi.projection, table.type_attribute)
+        have = _live_projection(found)
         if have != wanted:
             problems.append(f"GSI {gsi.name} projects {have}, the schema wants {wanted}")
     problems.extend(f"GSI {name} exists but the schema does not use it" for name in live_gsis)
@@ -181,3 +190,100 @@ def _index_row(entity: str, placed: CompiledIndex) -> dict[str, str]:
         "sk": f"{placed.sk_attribute} = {sk_source}",
         "example": f"{_example(index.pk)} / {sk_example}",
     }
+
+
+# -- per-index placement: against the schema lock and the live table ----------------------
+
+
+def _placed_indexes(schema: CompiledSchema) -> dict[str, CompiledIndex]:
+    return {
+        f"{placed.entity_name}.{placed.index.name}": placed
+        for gsi in schema.gsis
+        for placed in gsi.indexes
+    }
+
+
+def lock_entries(schema: CompiledSchema) -> dict[str, dict[str, Any]]:
+    """The schema lock entries freezing every index where the schema places it."""
+    return {
+        name: lock_entry(p.gsi, p.pk_attribute, p.sk_attribute, p.index.projection)
+        for name, p in sorted(_placed_indexes(schema).items())
+    }
+
+
+def _where(placed: CompiledIndex) -> str:
+    projection = placed.index.projection
+    shown = f"INCLUDE {list(projection)}" if isinstance(projection, tuple) else projection
+    return f"{placed.gsi} ({placed.pk_attribute}, {placed.sk_attribute}, {shown})"
+
+
+def lock_drift(schema: CompiledSchema, lock: Mapping[str, LockedIndex]) -> list[str]:
+    """Per index, how the schema's placement differs from the lock: `+` new, `!` moved
+    (or projecting otherwise), `-` no longer declared."""
+    placed = _placed_indexes(schema)
+    lines: list[str] = []
+    for name, p in sorted(placed.items()):
+        locked = lock.get(name)
+        if locked is None:
+            lines.append(f"+ {name} -> {_where(p)}: new, not in the lock")
+        elif _normal(locked) != _normal(
+            LockedIndex(p.gsi, p.pk_attribute, p.sk_attribute, p.index.projection)
+        ):
+            why = {"pinned": "pinned with gsi=", "rule": "by the placement rule"}.get(p.source)
+            lines.append(
+                f"! {name}: the lock places it on {locked.describe()}, the schema on "
+                f"{_where(p)} ({why})"
+            )
+    lines += [
+        f"- {name} is in the lock on {lock[name].gsi} but no longer declared"
+        for name in sorted(set(lock) - set(placed))
+    ]
+    return lines
+
+
+def _normal(locked: LockedIndex) -> LockedIndex:
+    return dataclasses.replace(locked, projection=normal_projection(locked.projection))
+
+
+def index_drift(schema: CompiledSchema, live: Mapping[str, Any]) -> list[str]:
+    """Per index, whether the live table (a `DescribeTable` `Table`) has its GSI as placed."""
+    live_gsis = {g["IndexName"]: g for g in live.get("GlobalSecondaryIndexes", [])}
+    name = live.get("TableName", "the live table")
+    lines: list[str] = []
+    for index, placed in sorted(_placed_indexes(schema).items()):
+        found = live_gsis.get(placed.gsi)
+        if found is None:
+            lines.append(
+                f"+ {index} -> {_where(placed)}: {name} has no {placed.gsi}; migrate creates "
+                "it and backfills the index's items"
+            )
+            continue
+        keys = {k["KeyType"]: k["AttributeName"] for k in found.get("KeySchema", [])}
+        if keys != {"HASH": placed.pk_attribute, "RANGE": placed.sk_attribute}:
+            lines.append(
+                f"! {index} -> {_where(placed)}: {name}'s {placed.gsi} is keyed on "
+                f"({keys.get('HASH')}, {keys.get('RANGE')})"
+            )
+        elif _live_projection(found) != _wanted_projection(
+            normal_projection(placed.index.projection), schema.table.type_attribute
+        ):
+            lines.append(
+                f"! {index} -> {_where(placed)}: {name}'s {placed.gsi} projects "
+                f"{_live_projection(found)}"
+            )
+    return lines
+
+
+def _wanted_projection(projection: Projection, type_attribute: str) -> dict[str, Any]:
+    """`_projection` with its attribute list sorted, to compare with `_live_projection`."""
+    wanted = _projection(projection, type_attribute)
+    if "NonKeyAttributes" in wanted:
+        wanted["NonKeyAttributes"] = sorted(wanted["NonKeyAttributes"])
+    return wanted
+
+
+def _live_projection(gsi: Mapping[str, Any]) -> dict[str, Any]:
+    have = dict(gsi.get("Projection", {}))
+    if "NonKeyAttributes" in have:
+        have["NonKeyAttributes"] = sorted(have["NonKeyAttributes"])
+    return have

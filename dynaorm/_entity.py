@@ -20,7 +20,7 @@ from pydantic._internal._model_construction import ModelMetaclass
 
 from dynaorm._crypto import check_encrypted, encrypted_fields
 from dynaorm._expressions import Path
-from dynaorm._keys import KeyTemplate
+from dynaorm._keys import KeyTemplate, literal_problem
 from dynaorm._schema import Index, Projection, Table
 from dynaorm.errors import DefinitionError, KeyEncodingError, UnknownFieldError
 
@@ -28,9 +28,10 @@ __all__ = ["Entity", "EntityIndex", "EntityInfo", "Key"]
 
 PK_MAX_BYTES = 2048
 SK_MAX_BYTES = 1024
-# Characters that may appear in a type name: it is written into guard keys and index
-# sort values as a literal segment, so it obeys the literal-segment rule of templates.
-_TYPE_NAME_FORBIDDEN = "{}"
+# The sort key of every unique-guard item; its partition key is `guard_source(...)`.
+GUARD_SORT_KEY = "UNIQUE"
+# The type attribute of guard items: no entity may take it, or guards would decode as one.
+GUARD_TYPE = "dynaorm.unique"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class EntityInfo:
     sk: KeyTemplate
     indexes: dict[str, EntityIndex]
     unique: tuple[tuple[str, ...], ...]
+    # unique group -> partition-key template of its guard items (sort key GUARD_SORT_KEY)
+    guards: dict[tuple[str, ...], KeyTemplate]
     version: str | None
     ttl: str | None
     paths: dict[str, Path]
@@ -141,7 +144,8 @@ class Entity(BaseModel, metaclass=_EntityMeta):
             by_email = Index(pk="EMAIL#{email}")
 
     An entity with `table=` but no `pk=` is abstract: it shares fields and the table
-    with its subclasses and is never stored itself.
+    with its subclasses and is never stored itself. A subclass of a concrete entity
+    declares its own `pk=` and `sk=` (it is then a distinct entity with its own type).
     """
 
     model_config = ConfigDict(
@@ -193,6 +197,7 @@ class Entity(BaseModel, metaclass=_EntityMeta):
                     "pk= is an abstract base",
                     entity=cls.__name__,
                 )
+            _refuse_keyless_subclass(cls)
             return
         info = _build_info(cls, options, indexes)
         for name in indexes:
@@ -221,22 +226,56 @@ class Entity(BaseModel, metaclass=_EntityMeta):
         return type(self).__dynaorm__.key_from_entity(self)
 
 
+def _refuse_keyless_subclass(cls: type[Entity]) -> None:
+    """A subclass of a concrete entity without keys of its own would inherit the parent's
+    `__dynaorm__` and be stored as the parent: its extra fields lost on every read."""
+    parent = next((b for b in cls.__mro__[1:] if "__dynaorm__" in b.__dict__), None)
+    if parent is None:
+        return
+    raise DefinitionError(
+        f"{cls.__name__} subclasses the concrete entity {parent.__name__} without pk= and "
+        f"sk=; it would be stored as a {parent.__name__} and lose its own fields on read. "
+        "Declare pk= and sk= to make it a distinct entity, or move the shared fields to an "
+        "abstract base (table= without pk=)",
+        entity=cls.__name__,
+    )
+
+
+def _type_name(cls: type[Entity], options: dict[str, Any]) -> str:
+    given = options.get("type_name")
+    name = cls.__name__ if given is None else given
+    # The type name is written as a literal segment (guard keys, index sort values) and
+    # compared in type filters, so it obeys the literal-segment rule of key templates.
+    problem = "is empty" if not isinstance(name, str) or not name else literal_problem(name)
+    if name == GUARD_TYPE:
+        problem = "is the type of dynaorm's unique-guard items"
+    if problem is not None:
+        raise DefinitionError(
+            f"{cls.__name__}: type_name={name!r} {problem}; a type name is written into "
+            "keys as a literal segment",
+            entity=cls.__name__,
+            field="type_name",
+            value=name,
+        )
+    return name
+
+
+def guard_source(entity: str, group: tuple[str, ...]) -> str:
+    """`UNIQUE#<type>#<fields>#{value}...`: the partition-key template of a guard item."""
+    slots = "#".join("{" + name + "}" for name in group)
+    return f"UNIQUE#{entity}#{'+'.join(group)}#{slots}"
+
+
 def _build_info(
     cls: type[Entity], options: dict[str, Any], indexes: dict[str, Index]
 ) -> EntityInfo:
-    name = options.get("type_name") or cls.__name__
+    name = _type_name(cls, options)
     table = options.get("table")
     if not isinstance(table, Table):
         raise DefinitionError(
             f"{cls.__name__} declares pk= but no table=; pass table=Table(...) "
             "(or inherit it from an abstract base)",
             entity=cls.__name__,
-        )
-    if any(ch in name for ch in _TYPE_NAME_FORBIDDEN) or "#" in name or not name:
-        raise DefinitionError(
-            f"{cls.__name__}: type_name={name!r} may not be empty or contain '#', '{{', '}}'",
-            entity=cls.__name__,
-            value=name,
         )
     if options.get("sk") is None:
         raise DefinitionError(
@@ -246,10 +285,13 @@ def _build_info(
             entity=name,
         )
     annotations = {n: f.annotation for n, f in cls.model_fields.items()}
-    attributes = {n: (f.alias or n) for n, f in cls.model_fields.items()}
+    # The name model_dump(by_alias=True) writes: a serialization alias wins over alias.
+    attributes = {n: (f.serialization_alias or f.alias or n) for n, f in cls.model_fields.items()}
     pk = _primary_template(name, "pk", options["pk"], annotations, PK_MAX_BYTES)
     sk = _primary_template(name, "sk", options["sk"], annotations, SK_MAX_BYTES)
-    _check_reserved(name, table, attributes)
+    pinned = {index.gsi for index in indexes.values() if index.gsi is not None}
+    _check_reserved(name, table, attributes, pinned)
+    unique_groups = _normalise_unique(name, options.get("unique"), annotations)
     encrypted = encrypted_fields(cls)
     info = EntityInfo(
         cls=cls,
@@ -258,7 +300,8 @@ def _build_info(
         pk=pk,
         sk=sk,
         indexes={},
-        unique=_normalise_unique(name, options.get("unique"), annotations),
+        unique=unique_groups,
+        guards={g: _guard_template(name, g, annotations) for g in unique_groups},
         version=_check_version(name, options.get("version"), annotations),
         ttl=_check_ttl(name, table, annotations),
         paths={
@@ -318,10 +361,22 @@ def _bind_index(
     return EntityIndex(cls, name, pk, sk, index.gsi, index.projection)
 
 
-def _check_reserved(entity: str, table: Table, attributes: dict[str, str]) -> None:
+def _check_reserved(
+    entity: str, table: Table, attributes: dict[str, str], pinned: set[str]
+) -> None:
     reserved = {table.partition_key, table.sort_key, table.type_attribute}
+    pinned_keys = {f"{gsi}{side}": gsi for gsi in pinned for side in ("PK", "SK")}
     gsi_attribute = re.compile(rf"^{re.escape(table.gsi_prefix)}[0-9]+(PK|SK)$")
     for field_name, attribute in attributes.items():
+        if attribute in pinned_keys:
+            raise DefinitionError(
+                f"{entity}.{field_name} would be stored as {attribute!r}, a key attribute "
+                f"of the GSI {pinned_keys[attribute]!r} an index of {entity} is pinned to; "
+                "the derived key would overwrite it. Rename the field or give it an alias",
+                entity=entity,
+                field=field_name,
+                value=attribute,
+            )
         if attribute in reserved or gsi_attribute.match(attribute):
             raise DefinitionError(
                 f"{entity}.{field_name} would be stored as {attribute!r}, which table "
@@ -330,6 +385,35 @@ def _check_reserved(entity: str, table: Table, attributes: dict[str, str]) -> No
                 entity=entity,
                 field=field_name,
             )
+
+
+def _guard_template(
+    entity: str, group: tuple[str, ...], annotations: dict[str, Any]
+) -> KeyTemplate:
+    """The guard key template of a unique group: its fields must be usable as key slots."""
+    source = guard_source(entity, group)
+    for unique_field in group:
+        inner, _ = _strip_optional(annotations[unique_field])
+        try:
+            KeyTemplate.parse(
+                "{" + unique_field + "}",
+                annotations,
+                entity=entity,
+                role="unique",
+                max_bytes=PK_MAX_BYTES,
+            )
+        except DefinitionError as e:
+            raise DefinitionError(
+                f"{entity}.{unique_field} is {getattr(inner, '__name__', inner)} and "
+                f"unique=: its value is written into the guard key {source!r}, which "
+                f"only key-slot types can fill ({e.message})",
+                entity=entity,
+                field=unique_field,
+                value=inner,
+            ) from e
+    return KeyTemplate.parse(
+        source, annotations, entity=entity, role="unique", max_bytes=PK_MAX_BYTES
+    )
 
 
 def _normalise_unique(

@@ -153,9 +153,10 @@ class Path(_Operand):
     `path["size"]`.
     """
 
-    __slots__ = ("_annotation", "_encrypted", "_entity", "_epoch_seconds", "_segments")
+    __slots__ = ("_annotation", "_declared", "_encrypted", "_entity", "_epoch_seconds", "_segments")
     _segments: tuple[str | int, ...]
     _annotation: Any
+    _declared: Any
     _entity: str | None
     _epoch_seconds: bool
     _encrypted: bool
@@ -171,10 +172,10 @@ class Path(_Operand):
     ) -> None:
         if not segments or not isinstance(segments[0], str):
             raise ExpressionError(f"a path starts with an attribute name, got {segments!r}")
-        for segment in segments:
-            _check_segment(segment, segments)
+        segments = tuple(_checked_segment(segment, segments) for segment in segments)
         object.__setattr__(self, "_segments", segments)
         object.__setattr__(self, "_annotation", _unwrap(annotation))
+        object.__setattr__(self, "_declared", annotation)
         object.__setattr__(self, "_entity", entity)
         # A TTL attribute is stored as a Number of epoch seconds: datetimes compared with
         # it must be written the same way, or the comparison is silently false.
@@ -191,6 +192,11 @@ class Path(_Operand):
     def annotation(self) -> Any:
         """The declared type at this path (Optional stripped), or None when unknown."""
         return self._annotation
+
+    @property
+    def declared(self) -> Any:
+        """The declared type at this path as written (Optional and unions kept), or None."""
+        return self._declared
 
     @property
     def entity(self) -> str | None:
@@ -224,7 +230,7 @@ class Path(_Operand):
     def __reduce__(self) -> tuple[Any, ...]:  # __setattr__ refuses pickle's default path
         path = partial(
             Path,
-            annotation=self._annotation,
+            annotation=self._declared,
             entity=self._entity,
             epoch_seconds=self._epoch_seconds,
             encrypted=self._encrypted,
@@ -248,7 +254,7 @@ class Path(_Operand):
         return self
 
     def _child(self, key: str | int) -> Path:
-        _check_segment(key, (*self._segments, key))
+        key = _checked_segment(key, (*self._segments, key))
         stored, annotation = self._navigate(key)
         return Path(
             *self._segments,
@@ -275,7 +281,7 @@ class Path(_Operand):
         elif origin in _MAPPINGS:
             args = get_args(annotation)
             if isinstance(key, str):
-                return key, _unwrap(args[1]) if len(args) == 2 else None
+                return key, args[1] if len(args) == 2 else None
         else:  # a TypedDict, dataclass, ...: navigation is not checked
             return key, None
         kind = "index" if isinstance(key, int) else "name"
@@ -284,10 +290,10 @@ class Path(_Operand):
     def _element(self, annotation: Any, index: int) -> Any:
         args = get_args(annotation)
         if get_origin(annotation) is not tuple or (len(args) == 2 and args[1] is Ellipsis):
-            return _unwrap(args[0]) if args else None
+            return args[0] if args else None
         if index >= len(args):
             raise self._unknown(index, f"{_type_name(annotation)} has {len(args)} elements")
-        return _unwrap(args[index])
+        return args[index]
 
     def _unknown(self, key: str | int, reason: str) -> UnknownFieldError:
         return UnknownFieldError(
@@ -345,13 +351,32 @@ class Size(_Operand):
 Operand = _Operand | Value
 
 
-def _check_segment(segment: object, segments: tuple[object, ...]) -> None:
+def _checked_segment(segment: object, segments: tuple[object, ...]) -> str | int:
+    """The segment as a plain `str` or `int`, which is what expressions are written from.
+
+    A subclass keeps only its value: its `__format__`/`__str__` could otherwise write
+    expression syntax into the request (`a[0] OR ...`).
+    """
     if isinstance(segment, bool) or not isinstance(segment, str | int):
-        raise TypeError(f"path segments are str names or int indexes, got {segment!r}")
-    if segment == "" or (isinstance(segment, int) and segment < 0):
+        shown = repr(segment) if type(segment) in (bool, float) else type(segment).__name__
+        raise ExpressionError(
+            f"path segments are str names or int indexes (not bool), got {shown}",
+            value=segment,
+        )
+    # The base classes' own methods: a subclass may override __int__ and __str__ too.
+    plain: str | int = str.__str__(segment) if isinstance(segment, str) else int.__int__(segment)
+    if plain == "" or (isinstance(plain, int) and plain < 0):
         raise ExpressionError(
             f"DynamoDB refuses an empty name or a negative index in a path: {segments!r}"
         )
+    if isinstance(plain, str) and not plain.isascii():
+        try:
+            plain.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ExpressionError(
+                f"a path name must be valid UTF-8 (lone surrogate): {plain!r}", value=plain
+            ) from None
+    return plain
 
 
 def _model_field(path: Path, model: type[BaseModel], key: str) -> tuple[str, Any]:
@@ -359,7 +384,7 @@ def _model_field(path: Path, model: type[BaseModel], key: str) -> tuple[str, Any
     for name, field in model.model_fields.items():
         stored = field.serialization_alias or field.alias or name
         if key in (name, stored):
-            return stored, _unwrap(field.annotation)
+            return stored, field.annotation
     valid = ", ".join(
         name
         if (stored := field.serialization_alias or field.alias or name) == name
@@ -385,6 +410,8 @@ def encode_value(path: Path, value: object) -> AttributeValue:
     """Encode with the codec; an unstorable value or an empty set is an ExpressionError."""
     if isinstance(value, Condition):
         raise path_error(path, f"{type(value).__name__} is not a value", value)
+    if isinstance(value, BaseModel):  # stored as a map under its fields' stored names
+        value = value.model_dump(mode="python", by_alias=True)
     if path._epoch_seconds and isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             raise path_error(path, "the TTL attribute needs a timezone-aware datetime", value)

@@ -15,6 +15,7 @@ from dynaorm._codec import (
 )
 from dynaorm._compiler import CompiledSchema, schema_of
 from dynaorm._crypto import open_values, seal_values
+from dynaorm._fields import prepare_values, validate_item
 from dynaorm._schema import Table
 from dynaorm.errors import ItemEncodingError, KeyDecodingError
 
@@ -57,6 +58,7 @@ def entity_to_item_sized(
         raise ItemEncodingError(
             f"{info.name} cannot be serialized: {e}", entity=info.name, value=entity
         ) from e
+    prepare_values(info, values)
     if info.ttl is not None:
         ttl = info.attributes[info.ttl]
         values[ttl] = ttl_seconds(info.name, ttl, values.get(ttl))
@@ -148,10 +150,10 @@ def entity_from_item(
         )
     # Derived attributes (key and GSI attributes, the type) are skipped while decoding
     # rather than filtered into a copy first: one dict per item instead of two.
-    values = decode_item(item, compiled.derived)
+    data = decode_item(item, compiled.derived)
     if compiled.info.encrypted:
-        open_values(compiled.info, values, _item_keys(table, item))
-    return compiled.info.cls.model_validate(values)
+        open_values(compiled.info, data, _item_keys(table, item))
+    return validate_item(compiled.info, data, _item_key(table, item))
 
 
 def _item_keys(table: Table, item: Mapping[str, AttributeValue]) -> dict[str, str]:

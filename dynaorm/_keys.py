@@ -13,7 +13,7 @@ from dynaorm._bounds import KeyCondition, plan_condition, slot_bounds
 from dynaorm._slots import ESCAPE, SEPARATOR, SlotCodec, is_utf8, resolve_slot, utf8_size
 from dynaorm.errors import KeyDecodingError, KeyEncodingError, KeyTemplateError
 
-__all__ = ["KeyTemplate", "LiteralSegment", "Segment", "SlotSegment"]
+__all__ = ["KeyTemplate", "LiteralSegment", "Segment", "SlotSegment", "literal_problem"]
 
 _OPS = frozenset({"=", "begins_with", "between", "<", "<=", ">", ">="})
 
@@ -37,7 +37,8 @@ Segment = LiteralSegment | SlotSegment
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _literal_problem(text: str) -> str | None:
+def literal_problem(text: str) -> str | None:
+    """Why `text` cannot be a literal key segment, or None when it can."""
     for char in text:
         if char in "{}":
             return f"mixes text with a placeholder {char!r}; a {{field}} must fill a segment"
@@ -85,7 +86,7 @@ class KeyTemplate:
         for position, part in enumerate(source.split(SEPARATOR), start=1):
             match = _FIELD.fullmatch(part)
             if match is None:
-                problem = "is empty" if not part else _literal_problem(part)
+                problem = "is empty" if not part else literal_problem(part)
                 if problem is not None:
                     raise fail(f"segment {position} {part!r} {problem}")
                 segments.append(LiteralSegment(part))

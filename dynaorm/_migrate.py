@@ -15,7 +15,8 @@ from dynaorm._backfill import BackfillCounts, ProgressCallback, backfill
 from dynaorm._compiler import CompiledSchema, Gsi, schema_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._schema import Table
-from dynaorm.errors import MigrationError
+from dynaorm._workers import WorkerOptions, backfill_across_workers
+from dynaorm.errors import MigrationError, RequestError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -179,6 +180,7 @@ class MigrationReport:
     created_gsis: list[str] = field(default_factory=list)
     ttl_enabled: bool = False
     backfill: BackfillCounts = field(default_factory=BackfillCounts)
+    run: str | None = None  # the shared run this process took part in as a worker
 
     @property
     def complete(self) -> bool:
@@ -198,19 +200,52 @@ def _change_table(
     report: MigrationReport,
     say: Callable[[str], None],
 ) -> None:
-    """Create the missing GSIs, one UpdateTable each, then enable TTL if it is missing."""
+    """Create the missing GSIs, one UpdateTable each, then enable TTL if it is missing.
+
+    Workers of a shared run each start here: a request that fails because another
+    worker made the same change first is not an error (see `_made_meanwhile`).
+    """
     diff = report.diff
     for gsi in diff.missing_gsis:
         say(f"creating GSI {gsi.name} on {live.name} and waiting until it is ACTIVE")
         wait_until_active(session, live.name)
-        session._call("UpdateTable", gsi_create_request(schema, gsi, live))
+        if _made_meanwhile(session, "UpdateTable", gsi_create_request(schema, gsi, live)):
+            say(f"GSI {gsi.name} was created meanwhile (by another worker)")
+        else:
+            report.created_gsis.append(gsi.name)
         wait_until_active(session, live.name)
-        report.created_gsis.append(gsi.name)
     ttl = time_to_live_request(schema, live.name)
     if diff.enable_ttl and ttl is not None:
         say(f"enabling TTL on {diff.ttl_attribute!r}")
-        session._call("UpdateTimeToLive", ttl)
-        report.ttl_enabled = True
+        if _made_meanwhile(session, "UpdateTimeToLive", ttl):
+            say(f"TTL on {diff.ttl_attribute!r} was enabled meanwhile (by another worker)")
+        else:
+            report.ttl_enabled = True
+
+
+def _made_meanwhile(session: Session, operation: str, request: dict[str, Any]) -> bool:
+    """Send a table change; if DynamoDB refuses it, True when the live table now has what
+    it asked for (another process made the change first), else the error is raised."""
+    try:
+        session._call(operation, request)
+    except RequestError:
+        if not _has_change(session, operation, request):
+            raise
+        return True
+    return False
+
+
+def _has_change(session: Session, operation: str, request: dict[str, Any]) -> bool:
+    name = request["TableName"]
+    if operation == "UpdateTimeToLive":
+        found = _describe_ttl(session, name)
+        wanted = request["TimeToLiveSpecification"]["AttributeName"]
+        return bool(
+            found.get("TimeToLiveStatus") in _ACTIVE_TTL and found.get("AttributeName") == wanted
+        )
+    wanted = request["GlobalSecondaryIndexUpdates"][0]["Create"]["IndexName"]
+    description = session._call("DescribeTable", {"TableName": name})["Table"]
+    return wanted in {g["IndexName"] for g in description.get("GlobalSecondaryIndexes", [])}
 
 
 def migrate(
@@ -224,12 +259,16 @@ def migrate(
     page_size: int | None = None,
     max_attempts: int = 5,
     progress: ProgressCallback | None = None,
+    workers: WorkerOptions | None = None,
+    max_wcu: float | None = None,
 ) -> MigrationReport:
     """Create missing GSIs one at a time, enable TTL, then backfill derived keys.
 
     Refuses (`MigrationError`) when something exists in a shape it cannot change: the
     primary key, a GSI's keys or projection, the TTL attribute. Never deletes anything.
-    The keyword options after `on_step` are `backfill`'s.
+    The keyword options after `on_step` are `backfill`'s; with `workers`, this process is
+    one worker of a backfill shared through lease items (`backfill_across_workers`),
+    and `checkpoint` and `dry_run` do not apply to the backfill.
     """
     say = on_step or (lambda _message: None)
     schema = schema_of(table)
@@ -245,6 +284,21 @@ def migrate(
     if not dry_run:
         _change_table(session, schema, live, report, say)
     say(f"{'checking' if dry_run else 'backfilling'} derived keys of {live.name}")
+    if workers is not None and not dry_run:
+        say(f"worker {workers.worker} joins run {workers.run} ({segments} segments)")
+        report.run = workers.run
+        report.backfill = backfill_across_workers(
+            session,
+            table,
+            workers,
+            segments=segments,
+            page_size=page_size,
+            max_attempts=max_attempts,
+            progress=progress,
+            estimate=live.item_count,
+            max_wcu=max_wcu,
+        )
+        return report
     report.backfill = backfill(
         session,
         table,
@@ -255,5 +309,6 @@ def migrate(
         max_attempts=max_attempts,
         progress=progress,
         estimate=live.item_count,
+        max_wcu=max_wcu,
     )
     return report

@@ -11,11 +11,19 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dynaorm._compiler import QueryPlan, schema_of
 from dynaorm._conditions import Condition, and_, build_condition
-from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint
-from dynaorm._entity import Entity, EntityIndex
+from dynaorm._crypto import refuse_encrypted_projection
+from dynaorm._cursor import check_resume_key, decode_cursor, encode_cursor, fingerprint
+from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
-from dynaorm._update import key_condition_expression, projection_expression
-from dynaorm.errors import ExpressionError, InvalidCursor
+from dynaorm._index_reads import (
+    check_entities_readable,
+    check_filter_readable,
+    key_field_attributes,
+    key_from_item,
+    sendable_paths,
+)
+from dynaorm._update import as_path, key_condition_expression, projection_expression
+from dynaorm.errors import ExpressionError
 
 if TYPE_CHECKING:
     from dynaorm._session import Session
@@ -120,9 +128,16 @@ class Query(Generic[E]):
         return dataclasses.replace(self, max_items=count)
 
     def project(self, *paths: Path | str) -> Query[E]:
-        """Read only these attributes; results are then plain dicts, not entities."""
+        """Read only these attributes; results are then plain dicts, not entities.
+
+        On a KEYS_ONLY or INCLUDE index, key fields are decoded from the keys and a path
+        the index does not hold raises `ExpressionError` before sending.
+        """
         if not paths:
             raise ExpressionError(".project() needs at least one attribute")
+        target = self.target
+        entity = target.entity if isinstance(target, EntityIndex) else target
+        refuse_encrypted_projection(entity.__dynaorm__, paths)
         return dataclasses.replace(self, projection=paths)
 
     def consistent(self) -> Query[E]:
@@ -135,6 +150,14 @@ class Query(Generic[E]):
         return dataclasses.replace(self, consistent_read=True)
 
     # -- requests ---------------------------------------------------------------------
+
+    @property
+    def partial_index(self) -> EntityIndex | None:
+        """The target when it is an index that does not project every attribute."""
+        target = self.target
+        if isinstance(target, EntityIndex) and target.projection != "ALL":
+            return target
+        return None
 
     @property
     def entity(self) -> type[E]:
@@ -176,6 +199,11 @@ class Query(Generic[E]):
         if plan.index_name is not None:
             request["IndexName"] = plan.index_name
         condition = self.filter
+        keys = dict.fromkeys(
+            (table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute)
+        )
+        if condition is not None and self.partial_index is not None:
+            check_filter_readable(self.partial_index, condition, set(keys))
         if plan.type_filter is not None:
             condition = and_(Path(table.type_attribute) == plan.type_filter, condition)
         if condition is not None:
@@ -183,10 +211,10 @@ class Query(Generic[E]):
         if self.projection is not None:
             # Key attributes ride along so a page can end in a cursor; they are dropped
             # again when the rows are decoded.
-            keys = dict.fromkeys(
-                (table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute)
-            )
-            paths = (*self.projection, *keys)
+            wanted = self.projection
+            if self.partial_index is not None:
+                wanted = sendable_paths(self.partial_index, wanted, set(keys))
+            paths = (*wanted, *keys)
             request["ProjectionExpression"] = projection_expression(paths, ph)
         if not self.forward:
             request["ScanIndexForward"] = False
@@ -228,6 +256,7 @@ class Query(Generic[E]):
 
     def __iter__(self) -> Iterator[E]:
         """Lazily yields typed entities, reading one page at a time."""
+        self._check_readable()
         returned = 0
         for items, _ in self._raw_pages(None, self.max_items):
             for item in items:
@@ -236,8 +265,48 @@ class Query(Generic[E]):
                 if self.max_items is not None and returned >= self.max_items:
                     return
 
+    def _check_readable(self) -> None:
+        """Before sending: entities need every field; a projection only what is there."""
+        index = self.partial_index
+        if index is None:
+            return
+        if self.projection is None:
+            check_entities_readable(index)
+        else:
+            self.to_request()  # refuses paths the index does not project
+
     def _decode(self, item: dict[str, Any]) -> E:
+        index = self.partial_index
+        if index is not None:
+            # Key fields are not projected as attributes: decode them from the keys.
+            plan = self.plan()
+            attributes = (plan.pk_attribute, plan.sk_attribute)
+            wanted = self._projected_attributes
+            item = {**item, **key_field_attributes(index, item, attributes, wanted)}
         return self.session._decode_as(self.entity, item, self.projection)  # type: ignore[return-value]
+
+    @cached_property
+    def _projected_attributes(self) -> frozenset[str] | None:
+        """The top-level attributes `.project(...)` asks for (None: every attribute)."""
+        if self.projection is None:
+            return None
+        return frozenset(str(as_path(path).segments[0]) for path in self.projection)
+
+    def keys(self) -> list[Key]:
+        """The primary keys of the matching items, in query order (up to `limit`).
+
+        Any index can return these, KEYS_ONLY and INCLUDE ones too; read the entities
+        with `session.batch_get(keys)`.
+        """
+        info = self.entity.__dynaorm__
+        keyed = dataclasses.replace(self, projection=(info.table.partition_key,))
+        result: list[Key] = []
+        for items, _ in keyed._raw_pages(None, self.max_items):
+            for item in items:
+                result.append(key_from_item(info, item))
+                if len(result) == self.max_items:
+                    return result
+        return result
 
     def all(self) -> list[E]:
         """Every matching item (up to `limit`), reading as many pages as needed."""
@@ -251,9 +320,11 @@ class Query(Generic[E]):
         """The number of matching items (Select=COUNT, summed over pages)."""
         total = 0
         key: Mapping[str, Any] | None = None
+        # Built without the projection: its names would be left unused in the request,
+        # which DynamoDB refuses.
+        counted = dataclasses.replace(self, projection=None)
         while True:
-            request = self.to_request(exclusive_start_key=key)
-            request.pop("ProjectionExpression", None)
+            request = counted.to_request(exclusive_start_key=key)
             request["Select"] = "COUNT"
             response = self.session._call("Query", request, entity=self.entity)
             total += int(response.get("Count", 0))
@@ -280,14 +351,15 @@ class Query(Generic[E]):
         """Up to `size` items and a cursor for the next page (None at the end)."""
         if size < 1:
             raise ExpressionError(f".page() needs a positive size, got {size}")
+        self._check_readable()
         plan = self.plan()
         secret = self.session.cursor_secret
         qfp = self._fingerprint()
         start = None
         if cursor is not None:
             start = decode_cursor(cursor, qfp, secret)
-            if start.get(plan.pk_attribute) != {"S": plan.pk_value}:
-                raise InvalidCursor("the cursor points into another partition")
+            index_sk = self.target.sk if isinstance(self.target, EntityIndex) else None
+            check_resume_key(start, plan, self.entity.__dynaorm__, index_sk)
         results: list[E] = []
         last_item: dict[str, Any] | None = None
         more = False

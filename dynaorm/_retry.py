@@ -1,4 +1,4 @@
-"""Exponential backoff with full jitter, shared by batches and unit-of-work commits."""
+"""Exponential backoff with full jitter, and which errors are worth a retry."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dynaorm.errors import ServiceError, TransactionCanceled
+from dynaorm.errors import RequestError, ServiceError, Throttled, TransactionCanceled
 
-__all__ = ["Backoff", "send_transaction"]
+__all__ = ["Backoff", "send_transaction", "transient"]
 
 _CONFLICT = "TransactionConflict"
 _IN_PROGRESS = "TransactionInProgressException"
@@ -64,3 +64,34 @@ def send_transaction(send: Callable[[], dict[str, Any]], retry: Backoff) -> dict
 def _conflicted(error: TransactionCanceled) -> bool:
     codes = {reason.get("Code") for reason in error.reasons if reason}
     return _CONFLICT in codes and "ConditionalCheckFailed" not in codes
+
+
+# Worth resending unchanged: DynamoDB's 5xx answers and botocore's network failures (named
+# by class, as the transport reports them). A resent BatchWriteItem or BatchGetItem is
+# harmless: its puts and deletes are idempotent and reads change nothing.
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "ConnectionError",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ProxyConnectionError",
+        "HTTPClientError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ResponseStreamingError",
+        "MalformedResponse",  # a proxy's page or a garbled body: the next answer may be fine
+    }
+)
+
+
+def transient(error: RequestError) -> bool:
+    """Whether resending the same request later may succeed: throttling, 5xx, network."""
+    if isinstance(error, Throttled):
+        return True
+    return isinstance(error, ServiceError) and error.aws_code in _TRANSIENT_CODES

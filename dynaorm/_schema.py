@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dynaorm._crypto import Encryptor, KeyProvider
@@ -40,6 +42,10 @@ class Table:
     The physical key attribute names, the type attribute and the GSI naming scheme are
     table-wide; every entity declared with `table=` is registered here and compiled
     together (see `dynaorm.Table.schema`).
+
+    `lock=` names a schema lock file (written by `dynaorm schema module:table --lock`)
+    that fixes which GSI each index lives on; a relative path is read from the working
+    directory, so `Path(__file__).with_name("dynaorm.lock.json")` is the robust spelling.
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class Table:
         billing_mode: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST",
         read_capacity: int | None = None,
         write_capacity: int | None = None,
+        lock: str | os.PathLike[str] | None = None,
         encryption: KeyProvider | Encryptor | None = None,
     ) -> None:
         if not _TABLE_NAME.match(name):
@@ -87,6 +94,7 @@ class Table:
         self.billing_mode = billing_mode
         self.read_capacity = read_capacity
         self.write_capacity = write_capacity
+        self.lock = Path(lock) if lock is not None else None
         self.encryptor: Encryptor | None = None
         if encryption is not None:
             self.use_encryption(encryption)

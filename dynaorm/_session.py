@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -10,39 +11,34 @@ from typing import Any, TypeVar, overload
 from dynaorm._batch import BatchRunner
 from dynaorm._codec import decode_item
 from dynaorm._compiler import schema_of
-from dynaorm._conditions import Condition, and_
+from dynaorm._conditions import Condition
+from dynaorm._crypto import refuse_encrypted_projection
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
+from dynaorm._outcomes import (
+    single_outcome,
+    single_request,
+    transaction_error,
+    transaction_request,
+)
+from dynaorm._planner import Loaded, Step, plan_delete, plan_put, plan_update, refresh_from
 from dynaorm._query import Query, Scan
 from dynaorm._retry import send_transaction
 from dynaorm._schema import Collection, Index, Table
+from dynaorm._telemetry import Telemetry
 from dynaorm._transport import RequestEvent, Transport
 from dynaorm._unit_of_work import UnitOfWork
 from dynaorm._update import key_condition_expression, projection_expression
-from dynaorm._writes import (
-    Action,
-    FieldChanges,
-    build_update,
-    cancellation_error,
-    condition_unchanged,
-    delete_action,
-    derived_key_update,
-    guard_actions,
-    put_action,
-    unique_values,
-    update_action,
-    version_condition,
-)
+from dynaorm._writes import Action, FieldChanges
 from dynaorm.errors import (
     ConditionFailed,
     DynaormError,
     ExpressionError,
-    ItemAlreadyExists,
     ServiceError,
     TransactionCanceled,
-    VersionConflict,
+    WriteOutcomeUnknown,
 )
 
 __all__ = ["CollectionResult", "Session"]
@@ -71,16 +67,13 @@ class CollectionResult:
         return f"CollectionResult({counts})"
 
 
-# The operation that sends one action on its own, outside a transaction.
-_SINGLE_OPERATIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
-
-
 class Session:
     """Reads and writes entities. Safe to share across threads.
 
     Region, endpoint and credentials come from the arguments or the usual AWS
     environment; `table_prefix` (or `DYNAMODB_TABLE_PREFIX`) prefixes physical table
-    names; `cursor_secret` HMAC-signs pagination cursors.
+    names; `cursor_secret` HMAC-signs pagination cursors; `telemetry=True` (or a
+    `Telemetry`) traces and measures every request with OpenTelemetry.
     """
 
     def __init__(
@@ -96,6 +89,7 @@ class Session:
         max_retry_attempts: int | None = None,
         batch_attempts: int = 8,
         on_request: Callable[[RequestEvent], None] | None = None,
+        telemetry: Telemetry | bool = False,
         transport: Transport | None = None,
     ) -> None:
         self._transport = transport or Transport(
@@ -110,6 +104,10 @@ class Session:
         self.cursor_secret = cursor_secret
         if on_request is not None:
             self._transport.add_observer(on_request)
+        if telemetry:
+            # Telemetry belongs to the transport: a transport shared by sessions is traced
+            # for all of them.
+            (Telemetry() if telemetry is True else telemetry).instrument(self._transport)
         self._batches = BatchRunner(self, attempts=batch_attempts)
 
     @classmethod
@@ -235,6 +233,7 @@ class Session:
             request["ConsistentRead"] = True
         if projection is not None:
             ph = Placeholders()
+            refuse_encrypted_projection(entity.__dynaorm__, projection)
             request["ProjectionExpression"] = projection_expression(projection, ph)
             request.update(ph.to_request())
         item = self._call("GetItem", request, entity=entity, key=key).get("Item")
@@ -244,48 +243,37 @@ class Session:
 
     def put(self, entity: Entity, *, condition: Condition | None = None) -> None:
         """Write the whole item (replacing any), keeping version and unique guarantees."""
-        self._write(entity, must_not_exist=False, condition=condition)
+        self._run(self._plan_put(entity, create=False, condition=condition))
 
     def create(self, entity: Entity, *, condition: Condition | None = None) -> None:
         """Write a new item; `ItemAlreadyExists` if one with the same key exists."""
-        self._write(entity, must_not_exist=True, condition=condition)
+        self._run(self._plan_put(entity, create=True, condition=condition))
 
-    def _write(self, entity: Entity, *, must_not_exist: bool, condition: Condition | None) -> None:
+    def _plan_put(self, entity: Entity, *, create: bool, condition: Condition | None) -> Step:
         info = type(entity).__dynaorm__
+        # Guards move from the unique values stored now (a consistent read), never from
+        # values of an object that may have been edited since it was read.
+        loaded = self._read(entity.get_key()) if info.unique and not create else None
         name = self.table_name(info.table)
-        stored = entity
-        expected = None
-        if info.version is not None and not must_not_exist:
-            expected = getattr(entity, info.version)
-            condition = and_(condition, version_condition(info, expected))
-        if info.version is not None:
-            stored = entity.model_copy(update={info.version: getattr(entity, info.version) + 1})
-        if not info.unique:
-            action = put_action(stored, name, must_not_exist=must_not_exist, condition=condition)
-            self._single(action, info.table, expected)
-        else:
-            old = None if must_not_exist else self._current_values(entity)
-            if not must_not_exist and expected is None:
-                # The guards are moved from the values read just now: the write must only
-                # land if they still hold (or, if nothing was stored, nothing is yet).
-                unchanged = (
-                    condition_unchanged(info, old)
-                    if old is not None
-                    else Path(info.table.partition_key).not_exists()
-                )
-                condition = and_(condition, unchanged)
-            action = put_action(
-                stored, name, must_not_exist=must_not_exist, condition=condition
-            ).checked(expected)
-            guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
-            self._transact([action, *guards])
-        if info.version is not None:
-            setattr(entity, info.version, getattr(stored, info.version))
+        return plan_put(entity, name, condition, create=create, loaded=loaded)
 
-    def _current_values(self, entity: Entity | Key) -> dict[str, Any] | None:
-        key = entity.get_key() if isinstance(entity, Entity) else entity
+    def _read(self, key: Key) -> Loaded | None:
         current = self.get(key.entity, consistent=True, **key.slots)
-        return None if current is None else unique_values(current)
+        return None if current is None else Loaded.of(current)
+
+    def _basis(self, key: Key, entity: Entity | None, *, read: bool) -> Loaded | None:
+        """What a write of `entity` (or of a bare key) is planned from.
+
+        The object passed in (its version is the one checked, its fields the sources of
+        rebuilt index keys); with `read`, unique values as stored now (None: no item).
+        """
+        basis = None if entity is None else Loaded.of(entity)
+        if not read:
+            return basis
+        stored = self._read(key)
+        if stored is None or basis is None:
+            return stored
+        return dataclasses.replace(basis, unique=stored.unique)
 
     def update(
         self,
@@ -299,163 +287,81 @@ class Session:
         if_not_exists: Mapping[str | Path, Any] | None = None,
         condition: Condition | None = None,
     ) -> E:
-        """Change some attributes of an existing item and return the updated entity."""
+        """Change some attributes of an existing item and return the updated entity.
+
+        An entity passed in is refreshed from the stored item the update produced.
+        """
         key = target.get_key() if isinstance(target, Entity) else target
         info = key.entity.__dynaorm__
-        current = target.model_dump() if isinstance(target, Entity) else None
+        entity = target if isinstance(target, Entity) else None
         changes = FieldChanges(
             set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        )
-        touched = changes.touched_fields()
-        if info.version is not None and info.version in touched:
-            raise ExpressionError(
-                f"{info.name}.{info.version} is the version field; dynaorm increments it",
-                entity=info.name,
-                field=info.version,
-            )
-        update, new_values = build_update(info, changes)
-        schema = schema_of(info.table)
-        to_set, to_remove = derived_key_update(schema, info, touched, new_values, current)
-        for attribute, value in to_set.items():
-            update = update.set(Path(attribute), value)
-        if to_remove:
-            update = update.remove(*(Path(a) for a in to_remove))
-        expected = None
-        if info.version is not None:
-            update = update.add(info.paths[info.version], 1)
-            if isinstance(target, Entity):
-                expected = getattr(target, info.version)
-                condition = and_(condition, info.paths[info.version] == expected)
-        name = self.table_name(info.table)
-        moved = {f for group in info.unique for f in group} & touched
-        if not moved:
-            action = update_action(key, name, update, condition=condition)
-            response = self._single(action, info.table, expected)
-            result = self._decode_as(key.entity, response["Attributes"], None)
-        else:
-            result = self._update_with_guards(
-                target, key, update, condition, new_values, moved, expected
-            )
-        if isinstance(target, Entity) and info.version is not None:
-            setattr(target, info.version, getattr(result, info.version))
-        return result  # type: ignore[return-value]
-
-    def _update_with_guards(
-        self,
-        target: Entity | Key,
-        key: Key,
-        update: Any,
-        condition: Condition | None,
-        new_values: dict[str, Any],
-        moved: set[str],
-        expected: int | None,
-    ) -> Entity:
-        info = key.entity.__dynaorm__
-        missing = sorted(moved - new_values.keys())
-        if missing:
-            raise ExpressionError(
-                f"{info.name}: unique fields {missing} can only be changed with set=",
-                entity=info.name,
-                field=missing[0],
-            )
-        old = unique_values(target) if isinstance(target, Entity) else self._current_values(key)
-        if old is None:
+        ).named(info)
+        moved = {f for group in info.unique for f in group} & changes.touched_fields()
+        basis = self._basis(key, entity, read=bool(moved))
+        if moved and basis is None:
             raise ConditionFailed(f"{info.name} {key!r} does not exist", entity=info.name, key=key)
-        new = {**old, **{k: v for k, v in new_values.items() if k in old}}
         name = self.table_name(info.table)
-        action = update_action(
-            key,
-            name,
-            update,
-            condition=and_(condition, condition_unchanged(info, old)),
-            return_values=False,
-        )
-        guards = guard_actions(info, name, action.purpose.key, old, new)
-        self._transact([action.checked(expected), *guards])
-        result = self.get(key.entity, consistent=True, **key.slots)
-        assert result is not None
-        return result
+        step = plan_update(key, name, changes, condition, basis, refresh=entity)
+        item = self._run(step)
+        if item is None:  # sent as a transaction, which returns no item: read it
+            result = self.get(key.entity, consistent=True, **key.slots)
+        else:
+            result = self._decode_as(key.entity, item, None)  # type: ignore[assignment]
+        assert isinstance(result, Entity)
+        if entity is not None:
+            refresh_from(entity, result)
+        return result  # type: ignore[return-value]
 
     def delete(self, target: Entity | Key, *, condition: Condition | None = None) -> None:
         """Delete the item (no error if it does not exist, unless a condition says so)."""
         key = target.get_key() if isinstance(target, Entity) else target
         info = key.entity.__dynaorm__
-        expected = None
-        if info.version is not None and isinstance(target, Entity):
-            expected = getattr(target, info.version)
-            condition = and_(condition, info.paths[info.version] == expected)
-        name = self.table_name(info.table)
-        if not info.unique:
-            self._single(delete_action(key, name, condition=condition), info.table, expected)
-            return
-        old = unique_values(target) if isinstance(target, Entity) else self._current_values(key)
-        if old is None:
-            return
-        condition = and_(condition, condition_unchanged(info, old))
-        action = delete_action(key, name, condition=condition).checked(expected)
-        guards = guard_actions(info, name, action.purpose.key, old, None)
-        self._transact([action, *guards])
+        entity = target if isinstance(target, Entity) else None
+        basis = self._basis(key, entity, read=bool(info.unique))
+        if info.unique and basis is None:
+            return  # nothing stored: nothing to delete, no guard to release
+        self._run(plan_delete(key, self.table_name(info.table), condition, basis))
 
-    def _single(self, action: Action, table: Table, expected: int | None) -> dict[str, Any]:
-        """Send one conditional write; `expected` is the version it checks, if any."""
-        params = dict(action.params)
-        if "ConditionExpression" in params:
-            params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    def _run(self, step: Step) -> dict[str, Any] | None:
+        """Send a planned step: one action alone, several as one transaction.
+
+        Returns the stored item a single write reports (an update's new item), if any.
+        """
+        item = None
+        if len(step.actions) == 1:
+            item = self._single(step.actions[0])
+        else:
+            self._transact(step.actions)
+        if step.on_success is not None:
+            step.on_success()
+        return item
+
+    def _single(self, action: Action) -> dict[str, Any] | None:
+        operation, request = single_request(action)
         purpose = action.purpose
         try:
-            return self._call(
-                _SINGLE_OPERATIONS[action.operation], params, entity=purpose.entity, key=purpose.key
-            )
-        except ConditionFailed as e:
-            raise self._condition_error(e, action, table, expected) from e
-
-    def _condition_error(
-        self, error: ConditionFailed, action: Action, table: Table, expected: int | None
-    ) -> ConditionFailed:
-        purpose = action.purpose
-        old = error.item
-        current = entity_from_item(schema_of(table), old) if old else None
-        context: dict[str, Any] = {
-            "operation": error.operation,
-            "table": error.table,
-            "entity": purpose.entity,
-            "key": purpose.key,
-        }
-        result: ConditionFailed
-        if purpose.kind == "create" and old:
-            result = ItemAlreadyExists(f"{purpose.entity} {purpose.key} already exists", **context)
-        elif action.operation == "Update" and not old:
-            result = ConditionFailed(
-                f"{purpose.entity} {purpose.key} does not exist; update changes existing "
-                "items only",
-                **context,
-            )
-        elif expected is not None and _version_of(current) != expected:
-            result = VersionConflict(
-                f"{purpose.entity} {purpose.key} was changed by someone else since it was "
-                "loaded (version check failed)",
-                **context,
-            )
-        else:
-            result = ConditionFailed(
-                f"{purpose.entity} {purpose.key}: the condition of {action.operation} failed",
-                **context,
-            )
-        result.item = current
-        return result
+            response = self._call(operation, request, entity=purpose.entity, key=purpose.key)
+        except ConditionFailed as error:
+            outcome = single_outcome(action, error)
+            if isinstance(outcome, (ConditionFailed, WriteOutcomeUnknown)):
+                raise outcome from error
+            return outcome
+        attributes: dict[str, Any] | None = response.get("Attributes")
+        return attributes
 
     def _transact(self, actions: list[Action]) -> None:
-        request = {
-            "TransactItems": [{a.operation: a.params} for a in actions],
-            "ClientRequestToken": uuid.uuid4().hex,
-        }
+        request = transaction_request(actions, uuid.uuid4().hex)
         try:
             send_transaction(
                 lambda: self._call("TransactWriteItems", request, entity=actions[0].purpose.entity),
                 self._batches.retry,
             )
-        except TransactionCanceled as e:
-            raise cancellation_error(e, actions) from e
+        except TransactionCanceled as error:
+            mapped = transaction_error(error, actions)
+            if mapped is error:
+                raise
+            raise mapped from error
 
     def unit_of_work(self) -> UnitOfWork:
         """A unit of work: tracked reads and changes, committed as one TransactWriteItems."""
@@ -520,17 +426,17 @@ class Session:
                 return result
 
     def batch_get(self, keys: Iterable[Key], *, consistent: bool = False) -> list[Entity]:
-        """The entities found for `keys` (any mix of types), in the order of `keys`."""
+        """The entities found for `keys` (any mix of types), in the order of `keys`.
+
+        Keys still unread after retries raise `BatchIncomplete`, whose `items` holds every
+        entity that was read and `unprocessed` / `reasons` the keys that were not and why.
+        """
         return self._batches.get(list(keys), consistent=consistent)
 
     def batch_write(self, put: Iterable[Entity] = (), delete: Iterable[Entity | Key] = ()) -> None:
-        """Put and delete many items in chunks of 25, retrying what DynamoDB leaves over."""
+        """Put and delete many items in chunks of 25, retrying what DynamoDB leaves over.
+
+        Every chunk is sent whatever happened to the others; if any request is still not
+        written, `BatchIncomplete` lists `written`, `unprocessed` and `reasons`.
+        """
         self._batches.write(list(put), list(delete))
-
-
-def _version_of(entity: Entity | None) -> int:
-    """The stored version of an entity; an item that is not there has version 0."""
-    if entity is None:
-        return 0
-    version = type(entity).__dynaorm__.version
-    return int(getattr(entity, str(version)))

@@ -60,8 +60,8 @@ def parse_stream_record(table: Table, record: Mapping[str, Any]) -> StreamChange
 
     Accepts AttributeValue JSON as Lambda delivers it (B values as base64 text) and as
     botocore's DynamoDB Streams client returns it (B values as bytes). Raises
-    `ItemEncodingError` for a record that is not a DynamoDB Streams record; pydantic's
-    `ValidationError` when an image of a declared type does not fit its entity.
+    `ItemEncodingError` for a record that is not a DynamoDB Streams record;
+    `ItemDecodingError` when an image of a declared type does not fit its entity.
     """
     event_name = record.get("eventName")
     body = record.get("dynamodb")

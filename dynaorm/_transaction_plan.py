@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dynaorm._codec import from_attribute_value, item_size, surely_within
-from dynaorm._compiler import schema_of
-from dynaorm._conditions import Condition, and_, build_condition
-from dynaorm._entity import Entity, EntityInfo, Key
-from dynaorm._expressions import Path, Placeholders
-from dynaorm._items import entity_to_item
-from dynaorm._update import Update
-from dynaorm._writes import (
-    Action,
-    FieldChanges,
-    build_update,
-    condition_unchanged,
-    delete_action,
-    derived_key_update,
-    guard_actions,
-    put_action,
-    unique_values,
-    update_action,
-    version_condition,
+from dynaorm._codec import item_size, surely_within
+from dynaorm._conditions import Condition, build_condition
+from dynaorm._entity import Entity, Key
+from dynaorm._expressions import Placeholders
+from dynaorm._planner import (
+    Loaded,
+    Step,
+    plan_changed_fields,
+    plan_move,
+    plan_put,
+    version_of,
 )
+from dynaorm._writes import Action, owned_by
 from dynaorm.errors import ExpressionError, TransactionTooLarge, UniqueConstraintViolation
 
 __all__ = [
@@ -40,39 +33,14 @@ __all__ = [
     "deleting",
     "dirty",
     "plan_commit",
-    "plan_delete",
-    "plan_update",
     "version_of",
 ]
 
 MAX_ACTIONS = 100  # TransactWriteItems / TransactGetItems take at most 100 actions
-MAX_BYTES = 4 * 1024 * 1024  # and at most 4 MB of item data
+MAX_BYTES = 4 * 1024 * 1024  # and at most 4 MB of items, expressions and names
 
 Ident = tuple[str, str, str]  # (physical table, partition key, sort key)
 _KeyNames = Mapping[str, tuple[str, str]]  # physical table -> (partition, sort) attribute
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """An entity as read (or last committed): what dirty tracking compares with."""
-
-    key: Key
-    values: dict[str, Any]
-    unique: dict[str, Any]
-    version: int | None
-
-    @classmethod
-    def of(cls, entity: Entity) -> Loaded:
-        # model_dump copies containers, so in-place edits of lists and sets show as changes.
-        return cls(entity.get_key(), entity.model_dump(), unique_values(entity), version_of(entity))
-
-
-@dataclass
-class Step:
-    """The actions for one item (its guards included) and what to do once they succeed."""
-
-    actions: list[Action]
-    on_success: Callable[[], None] | None = None
 
 
 @dataclass
@@ -126,16 +94,16 @@ def _plan_entry(item: tuple[Ident, Entry]) -> Step | None:
             entity=entry.key.entity.__dynaorm__.name,
             key=entry.key,
         )
-    if change.kind == "add":
+    if change.kind in ("add", "put"):
         assert change.entity is not None
-        return _plan_put(
-            change.entity, name, change.condition, create=True, old=None, known=entry.key
-        )
-    if change.kind == "put":
-        assert change.entity is not None
-        old = entry.loaded.unique if entry.loaded else None
-        return _plan_put(
-            change.entity, name, change.condition, create=False, old=old, known=entry.key
+        create = change.kind == "add"
+        return plan_put(
+            change.entity,
+            name,
+            change.condition,
+            create=create,
+            loaded=entry.loaded,
+            known=entry.key,
         )
     return change.step
 
@@ -148,13 +116,6 @@ def _key_names(entries: Mapping[Ident, Entry]) -> dict[str, tuple[str, str]]:
 # -- one item's step --------------------------------------------------------------------
 
 
-def version_of(entity: Entity | None) -> int | None:
-    if entity is None:
-        return None
-    field = type(entity).__dynaorm__.version
-    return None if field is None else int(getattr(entity, field))
-
-
 def deleting(entry: Entry) -> bool:
     return entry.change is not None and entry.change.kind == "delete"
 
@@ -163,133 +124,12 @@ def changed_fields(entry: Entry) -> list[str]:
     if entry.entity is None or entry.loaded is None:
         return []
     now, then = entry.entity.model_dump(), entry.loaded.values
-    return [name for name in now if now[name] != then.get(name)]
+    stored = type(entry.entity).__dynaorm__.attributes  # not computed fields: never stored
+    return [name for name in now if name in stored and now[name] != then.get(name)]
 
 
 def dirty(entry: Entry) -> bool:
     return bool(changed_fields(entry))
-
-
-def _version_field(info: EntityInfo, key: Key) -> ExpressionError:
-    return ExpressionError(
-        f"{info.name}.{info.version} is the version field; dynaorm increments it ({key!r})",
-        entity=info.name,
-        key=key,
-        field=info.version,
-    )
-
-
-def _version_check(info: EntityInfo, version: int | None) -> Condition | None:
-    if info.version is None or version is None:
-        return None
-    return info.paths[info.version] == version
-
-
-def _unchanged(info: EntityInfo, old: Mapping[str, Any] | None) -> Condition | None:
-    """Guards move with the stored values; a version check already proves those."""
-    if info.version is not None or not info.unique:
-        return None
-    if old is None:
-        return Path(info.table.partition_key).not_exists()
-    return condition_unchanged(info, old)
-
-
-def _bump(entity: Entity | None, version: int | None) -> Callable[[], None] | None:
-    if entity is None or version is None:
-        return None
-    field = str(type(entity).__dynaorm__.version)
-    return lambda: setattr(entity, field, version + 1)
-
-
-def _with_version(entity: Entity, version: int | None) -> Entity:
-    info = type(entity).__dynaorm__
-    if info.version is None or version is None:
-        return entity
-    return entity.model_copy(update={info.version: version + 1})
-
-
-def _plan_put(
-    entity: Entity,
-    name: str,
-    condition: Condition | None,
-    *,
-    create: bool,
-    old: dict[str, Any] | None,
-    known: Key | None = None,
-) -> Step:
-    info = type(entity).__dynaorm__
-    version = version_of(entity)
-    check = None if create or version is None else version_condition(info, version)
-    if not create:
-        condition = and_(condition, check, _unchanged(info, old))
-    action = put_action(
-        _with_version(entity, version),
-        name,
-        must_not_exist=create,
-        condition=condition,
-        known=known,
-    )
-    guards = guard_actions(info, name, action.purpose.key, old, unique_values(entity))
-    return Step([action.checked(check), *guards], _bump(entity, version))
-
-
-def plan_delete(
-    key: Key,
-    name: str,
-    condition: Condition | None,
-    version: int | None,
-    old: dict[str, Any] | None,
-) -> Step:
-    info = key.entity.__dynaorm__
-    check = _version_check(info, version)
-    unchanged = _unchanged(info, old) if old is not None else None
-    action = delete_action(key, name, condition=and_(condition, check, unchanged))
-    guards = guard_actions(info, name, action.purpose.key, old, None) if old else []
-    return Step([action.checked(check), *guards])
-
-
-def _with_keys(update: Update, to_set: Mapping[str, str], to_remove: list[str]) -> Update:
-    for attribute, value in to_set.items():
-        update = update.set(Path(attribute), value)
-    return update.remove(*(Path(attribute) for attribute in to_remove))
-
-
-def plan_update(
-    key: Key,
-    name: str,
-    changes: FieldChanges,
-    condition: Condition | None,
-    entity: Entity | None,
-    loaded: Loaded | None,
-) -> Step:
-    info = key.entity.__dynaorm__
-    touched = changes.touched_fields()
-    if info.version is not None and info.version in touched:
-        raise _version_field(info, key)
-    update, new_values = build_update(info, changes)
-    current = loaded.values if loaded else entity.model_dump() if entity else None
-    schema = schema_of(info.table)
-    update = _with_keys(update, *derived_key_update(schema, info, touched, new_values, current))
-    version = loaded.version if loaded else version_of(entity)
-    if info.version is not None:
-        update = update.add(info.paths[info.version], 1)
-    check = _version_check(info, version)
-    guards: list[Action] = []
-    moved = sorted({f for group in info.unique for f in group} & touched)
-    if moved:
-        missing = [f for f in moved if f not in new_values]
-        if missing:
-            raise ExpressionError(
-                f"{info.name}: unique fields {missing} can only be changed with set=",
-                entity=info.name,
-                field=missing[0],
-            )
-        old = loaded.unique if loaded else unique_values(entity) if entity else {}
-        new = {**old, **{k: v for k, v in new_values.items() if k in old}}
-        guards = guard_actions(info, name, (key.pk, key.sk), old, new)
-        condition = and_(condition, _unchanged(info, old))
-    action = update_action(key, name, update, condition=and_(condition, check), return_values=False)
-    return Step([action.checked(check), *guards], _bump(entity, version))
 
 
 def _plan_dirty(entry: Entry, name: str) -> Step | None:
@@ -300,58 +140,9 @@ def _plan_dirty(entry: Entry, name: str) -> Step | None:
     changed = changed_fields(entry)
     if not changed:
         return None
-    info = type(entity).__dynaorm__
-    if info.version is not None and info.version in changed:
-        raise _version_field(info, loaded.key)
     if entity.get_key() != loaded.key:
-        return _plan_move(entity, loaded, name)
-    return _plan_changed_fields(entity, loaded, changed, name)
-
-
-def _plan_changed_fields(entity: Entity, loaded: Loaded, changed: list[str], name: str) -> Step:
-    """An Update of the changed fields only, plus the index keys built from them."""
-    info = type(entity).__dynaorm__
-    # The full item says how each field is stored (TTL seconds, empty sets omitted) and
-    # checks the item's size, exactly as a Put of this object would.
-    item = entity_to_item(entity)
-    update = Update()
-    for field in changed:
-        stored = item.get(info.attributes[field])
-        path = info.paths[field]
-        update = (
-            update.remove(path)
-            if stored is None
-            else update.set(path, from_attribute_value(stored))
-        )
-    values = {field: getattr(entity, field) for field in info.paths}
-    new_values = {field: values[field] for field in changed}
-    schema = schema_of(info.table)
-    update = _with_keys(update, *derived_key_update(schema, info, set(changed), new_values, values))
-    check = _version_check(info, loaded.version)
-    if check is not None:
-        update = update.add(info.paths[str(info.version)], 1)
-    condition = check
-    new = unique_values(entity)
-    guards: list[Action] = []
-    if new != loaded.unique:
-        guards = guard_actions(info, name, (loaded.key.pk, loaded.key.sk), loaded.unique, new)
-        condition = and_(condition, _unchanged(info, loaded.unique))
-    action = update_action(loaded.key, name, update, condition=condition, return_values=False)
-    return Step([action.checked(check), *guards], _bump(entity, loaded.version))
-
-
-def _plan_move(entity: Entity, loaded: Loaded, name: str) -> Step:
-    """A changed primary key: Delete the old item, create the new one, move guards."""
-    info = type(entity).__dynaorm__
-    check = _version_check(info, loaded.version)
-    unchanged = _unchanged(info, loaded.unique)
-    delete = delete_action(loaded.key, name, condition=and_(check, unchanged))
-    put = put_action(_with_version(entity, loaded.version), name, must_not_exist=True)
-    old_owner, new_owner = (loaded.key.pk, loaded.key.sk), put.purpose.key
-    # Release and claim; a guard whose value stays is merged into one owner transfer.
-    guards = guard_actions(info, name, old_owner, loaded.unique, None)
-    guards += guard_actions(info, name, new_owner, None, unique_values(entity))
-    return Step([delete.checked(check), put, *guards], _bump(entity, loaded.version))
+        return plan_move(entity, loaded, name)
+    return plan_changed_fields(entity, loaded, changed, name)
 
 
 # -- one action per item, within the limits ---------------------------------------------
@@ -409,21 +200,36 @@ def _transfer(claim: Action, previous_owner: tuple[str, str]) -> Action:
     the guard must still prove it belonged to the releasing item.
     """
     ph = Placeholders()
-    owned = (Path("owner_pk") == previous_owner[0]) & (Path("owner_sk") == previous_owner[1])
     params = {
         "TableName": claim.params["TableName"],
         "Item": claim.params["Item"],
-        "ConditionExpression": build_condition(owned, ph),
+        "ConditionExpression": build_condition(owned_by(previous_owner), ph),
         **ph.to_request(),
     }
     return Action("Put", params, claim.purpose)
 
 
+def _expression_bytes(params: Mapping[str, Any]) -> int:
+    """What DynamoDB adds to an action's item data towards the 4 MB limit.
+
+    Measured on DynamoDB Local (docs/guarantees.md): the condition and update expression
+    text, each attribute name (not its `#n` placeholder) and each value's size (not its
+    `:v` placeholder); ReturnValuesOnConditionCheckFailure and the table name are free.
+    """
+    text = sum(len(params[k].encode()) for k in _EXPRESSIONS if k in params)
+    names = sum(len(name.encode()) for name in params.get("ExpressionAttributeNames", {}).values())
+    values = params.get("ExpressionAttributeValues", {})
+    return text + names + item_size(values) - sum(len(v.encode()) for v in values)
+
+
+_EXPRESSIONS = ("ConditionExpression", "UpdateExpression")
+
+
 def _size(action: Action) -> int:
-    """Bytes of item data an action carries: the item, or its key and expression values."""
+    """An action's bytes as the 4 MB limit counts them: its item (or key), expressions."""
     params = action.params
     carried = params.get("Item") or params.get("Key") or {}
-    return item_size(carried) + item_size(params.get("ExpressionAttributeValues", {}))
+    return item_size(carried) + _expression_bytes(params)
 
 
 def _check_limits(actions: list[Action]) -> None:
@@ -435,7 +241,11 @@ def _check_limits(actions: list[Action]) -> None:
             entity=actions[0].purpose.entity,
         )
     # Puts built from entities know a bound on their size; the rest get a cheap bound.
-    known = sum(action.size for action in actions if action.size is not None)
+    known = sum(
+        action.size + _expression_bytes(action.params)
+        for action in actions
+        if action.size is not None
+    )
     others = [action.params for action in actions if action.size is None]
     if known <= MAX_BYTES and surely_within(others, MAX_BYTES - known):
         return

@@ -47,6 +47,18 @@ class RequestEvent:
 Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | None], None]
 """Called after every request with (operation, params sent, response, error)."""
 
+# What the driver raises for an answer from DynamoDB (ClientError, which pynamodb re-raises
+# as its subclass VerboseClientError; PynamoDBException wrapping one) or for a failure of the
+# connection itself (BotoCoreError: connection refused or closed, timeouts, credentials).
+_DRIVER_ERRORS = (
+    botocore.exceptions.ClientError,
+    botocore.exceptions.BotoCoreError,
+    PynamoDBException,
+)
+
+SendHook = Callable[[str, dict[str, Any], str | None, Callable[[], dict[str, Any]]], dict[str, Any]]
+"""Wraps each send: (operation, params, entity, send) -> the response `send()` returned."""
+
 # Reported after botocore has spent its retry budget on them.
 _THROTTLING_CODES = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
@@ -76,25 +88,28 @@ _MEMORY_CREDENTIAL = "testing"
 
 
 class Stats:
-    """Per-operation call, error and consumed-capacity counters; safe to share across threads."""
+    """Per-operation call, error and consumed-capacity counters; safe to share across threads.
+
+    Calls and errors are counts (int); capacity units are fractional (float).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._operations: dict[str, dict[str, float]] = {}
+        self._operations: dict[str, dict[str, int | float]] = {}
 
     def record(self, operation: str, response: dict[str, Any] | None, failed: bool) -> None:
         """Count one request and add the capacity units its response reports."""
         units = _capacity_units(response) if response else 0.0
         with self._lock:
             counters = self._operations.setdefault(
-                operation, {"calls": 0.0, "errors": 0.0, "capacity_units": 0.0}
+                operation, {"calls": 0, "errors": 0, "capacity_units": 0.0}
             )
             counters["calls"] += 1
             counters["errors"] += 1 if failed else 0
             counters["capacity_units"] += units
 
-    def snapshot(self) -> dict[str, dict[str, float]]:
-        """A copy: `{"PutItem": {"calls": 2.0, "errors": 0.0, "capacity_units": 2.0}, ...}`."""
+    def snapshot(self) -> dict[str, dict[str, int | float]]:
+        """A copy: `{"PutItem": {"calls": 2, "errors": 0, "capacity_units": 2.0}, ...}`."""
         with self._lock:
             return {name: dict(counters) for name, counters in self._operations.items()}
 
@@ -154,6 +169,8 @@ class Transport:
         self._observers: list[Callable[[RequestEvent], None]] = []
         self._listeners_lock = threading.Lock()
         self._stats = Stats()
+        self._send_hook: SendHook | None = None
+        self._embedded = False  # moto in this process (see `in_memory`)
 
     @classmethod
     def in_memory(cls, **options: Any) -> Transport:
@@ -173,7 +190,9 @@ class Transport:
         options.setdefault("endpoint_url", f"https://dynamodb.{region}.amazonaws.com")
         options.setdefault("aws_access_key_id", _MEMORY_CREDENTIAL)
         options.setdefault("aws_secret_access_key", _MEMORY_CREDENTIAL)
-        return cls(**options)
+        transport = cls(**options)
+        transport._embedded = True
+        return transport
 
     @property
     def region(self) -> str:
@@ -215,10 +234,33 @@ class Transport:
         entity: str | None = None,
         key: Any = None,
     ) -> dict[str, Any]:
-        """Send one request and return the response dict; errors become `RequestError`s.
+        """Send one request and return the response dict.
 
-        `table`, `entity` and `key` only enrich error messages and attributes.
+        What DynamoDB or the network answered becomes a `RequestError`; any other
+        exception (a bug, a malformed request) propagates unchanged.
+
+        `table`, `entity` and `key` only enrich error messages and attributes. With a send
+        hook (telemetry), the whole send, botocore's retries included, runs inside it.
         """
+        hook = self._send_hook
+        if hook is None:
+            return self._send(operation, params, table, entity, key)
+        return hook(
+            operation, params, entity, lambda: self._send(operation, params, table, entity, key)
+        )
+
+    def set_send_hook(self, hook: SendHook | None) -> None:
+        """Run every request through `hook(operation, params, entity, send)`; None removes it."""
+        self._send_hook = hook
+
+    def _send(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        table: str | None,
+        entity: str | None,
+        key: Any,
+    ) -> dict[str, Any]:
         self._ensure_client()
         sent = Encoded(params)  # what listeners see: the request as dynaorm built it
         request = Encoded(sent)
@@ -226,17 +268,27 @@ class Transport:
         # plane (DescribeTimeToLive, say) refuses the parameter.
         if operation in _CONSUMED_CAPACITY_OPERATIONS:
             request.setdefault("ReturnConsumedCapacity", "TOTAL")
-        # Everything the connection raises comes from the driver: botocore's network errors
-        # (BotoCoreError), service errors (ClientError, re-raised by pynamodb as its subclass
-        # VerboseClientError), and, since pynamodb turns off botocore's parameter
-        # validation, plain KeyError/TypeError from the serializer for a malformed request.
+        # Only what DynamoDB or the network said is mapped (`_DRIVER_ERRORS`). Anything else
+        # is a bug: in dynaorm's serializer or parser hooks, or a malformed request (with
+        # botocore's parameter validation off that is a plain KeyError or TypeError), and
+        # it propagates unchanged instead of posing as a service error.
         # `_make_api_call` rather than `dispatch`: dispatch only adds the capacity parameter,
         # a uuid4 and two blinker signals dynaorm does not use (its observers replace them).
         started = time.perf_counter()
         try:
             response: dict[str, Any] = self._connection._make_api_call(operation, request)
-        except Exception as error:
+        except _DRIVER_ERRORS as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
+            self._finish(operation, sent, None, failure, started)
+            raise failure from error
+        except Exception as error:
+            # moto runs inside this process: an exception escaping its request handling is
+            # the backend failing (moto's own server answers it with a 500), not a bug of
+            # dynaorm's, so it is reported as the service error it stands for.
+            if not (self._embedded and _raised_by_moto(error)):
+                raise
+            backend = EmbeddedBackendError(error=f"{type(error).__name__}: {error}")
+            failure = _translate(backend, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure, started)
             raise failure from error
         self._finish(operation, sent, response, None, started)
@@ -282,6 +334,11 @@ class Transport:
                     # wrapper only takes over `Encoded` requests (dynaorm's own).
                     if not isinstance(client._serializer, FastSerializer):
                         client._serializer = FastSerializer(client._serializer)
+                    endpoint = client._endpoint
+                    if not isinstance(endpoint._response_parser_factory, _GuardedParsers):
+                        endpoint._response_parser_factory = _GuardedParsers(
+                            endpoint._response_parser_factory
+                        )
                     self._client = client
         return self._client
 
@@ -330,6 +387,59 @@ class Transport:
         """Stop calling an observer added with `add_observer`."""
         with self._listeners_lock:
             self._observers.remove(observer)
+
+
+class MalformedResponse(botocore.exceptions.BotoCoreError):  # type: ignore[misc, unused-ignore]
+    """An answer botocore's parser cannot read: not DynamoDB speaking (a proxy's error
+    page, a truncated or garbled body). Mapped like any transport failure."""
+
+    fmt = "the response could not be parsed ({error})"
+
+
+class EmbeddedBackendError(botocore.exceptions.BotoCoreError):  # type: ignore[misc, unused-ignore]
+    """An exception raised inside moto while it answered a request of the embedded backend
+    (where moto's server would answer HTTP 500)."""
+
+    fmt = "the embedded backend (moto) failed: {error}"
+
+
+def _raised_by_moto(error: BaseException) -> bool:
+    """True when the innermost frame of `error`'s traceback is moto's code."""
+    trace = error.__traceback__
+    if trace is None:
+        return False
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    return str(trace.tb_frame.f_globals.get("__name__", "")).startswith("moto.")
+
+
+class _GuardedParsers:
+    """Wraps the endpoint's response-parser factory so that a parser failure is reported
+    as `MalformedResponse`, which `call` maps, instead of a bare AttributeError or
+    UnicodeDecodeError that it would have to take for a bug."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+
+    def create_parser(self, protocol: str) -> _GuardedParser:
+        return _GuardedParser(self._factory.create_parser(protocol))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory, name)
+
+
+class _GuardedParser:
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+
+    def parse(self, response: dict[str, Any], shape: Any) -> Any:
+        try:
+            return self._parser.parse(response, shape)
+        except Exception as error:
+            raise MalformedResponse(error=f"{type(error).__name__}: {error}") from error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
 
 
 def reset_in_memory() -> None:
@@ -448,6 +558,7 @@ def _translate(
     if code == "ConditionalCheckFailedException":
         failed = ConditionFailed(message, **context)
         failed.item = response.get("Item")
+        failed.retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         return failed
     if code == "ResourceNotFoundException":
         return TableNotFound(message, **context)

@@ -14,23 +14,27 @@ from dynaorm._conditions import Condition, build_condition
 from dynaorm._entity import Entity, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._items import entity_from_item
+from dynaorm._outcomes import transaction_error, transaction_request
+from dynaorm._planner import (
+    Loaded,
+    Step,
+    plan_delete,
+    plan_update,
+    refresh_from,
+    version_of,
+)
 from dynaorm._retry import Backoff, send_transaction
 from dynaorm._transaction_plan import (
     MAX_ACTIONS,
     Change,
     Entry,
     Ident,
-    Loaded,
-    Step,
     changed_fields,
     deleting,
     dirty,
     plan_commit,
-    plan_delete,
-    plan_update,
-    version_of,
 )
-from dynaorm._writes import Action, FieldChanges, Purpose, cancellation_error, unique_values
+from dynaorm._writes import Action, FieldChanges, Purpose
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
@@ -203,16 +207,10 @@ class UnitOfWork:
         if change is not None and change.kind == "delete" and condition is None:
             return  # deleting twice is deleting once
         self._refuse_conflict(ident, key, "delete", target)
-        info = key.entity.__dynaorm__
-        if info.unique and not isinstance(target, Entity) and (entry is None or not entry.loaded):
-            if self.get(key.entity, **key.slots) is None:
-                return  # nothing stored, so nothing to delete and no guards to release
-            entry = self._entries[ident]
-        loaded = entry.loaded if entry is not None else None
-        entity = target if isinstance(target, Entity) else None
-        version = loaded.version if loaded else version_of(entity)
-        old = loaded.unique if loaded else unique_values(entity) if entity else None
-        step = plan_delete(key, ident[0], condition, version, old)
+        basis = self._basis(ident, key, target, read=bool(key.entity.__dynaorm__.unique))
+        if basis is None and key.entity.__dynaorm__.unique:
+            return  # nothing stored, so nothing to delete and no guards to release
+        step = plan_delete(key, ident[0], condition, basis)
         self._attach(ident, key, Change("delete", step=step))
 
     def update(
@@ -231,22 +229,40 @@ class UnitOfWork:
         self._require_active()
         ident, key = self._locate(target)
         self._refuse_conflict(ident, key, "update", target)
+        info = key.entity.__dynaorm__
         changes = FieldChanges(
             set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        )
-        info = key.entity.__dynaorm__
-        entry = self._entries.get(ident)
+        ).named(info)
         moved = {f for group in info.unique for f in group} & changes.touched_fields()
-        if moved and not isinstance(target, Entity) and (entry is None or not entry.loaded):
-            if self.get(key.entity, **key.slots) is None:
-                raise ConditionFailed(
-                    f"{info.name} {key!r} does not exist", entity=info.name, key=key
-                )
-            entry = self._entries[ident]
-        loaded = entry.loaded if entry is not None else None
+        basis = self._basis(ident, key, target, read=bool(moved))
+        if moved and basis is None:
+            raise ConditionFailed(f"{info.name} {key!r} does not exist", entity=info.name, key=key)
+        entry = self._entries.get(ident)
         owner = target if isinstance(target, Entity) else entry.entity if entry else None
-        step = plan_update(key, ident[0], changes, condition, owner, loaded)
+        step = plan_update(key, ident[0], changes, condition, basis, refresh=owner)
         self._attach(ident, key, Change("update", step=step))
+
+    def _basis(self, ident: Ident, key: Key, target: Entity | Key, *, read: bool) -> Loaded | None:
+        """The state a delete or update of `target` is planned from.
+
+        A tracked item's snapshot; else the object passed in (its version is the one
+        checked). With `read`, unique values come from a consistent read, never from
+        an object that may have been edited locally (None: nothing is stored).
+        """
+        entry = self._entries.get(ident)
+        entity = target if isinstance(target, Entity) else None
+        tracked = entry is not None and (entity is None or entity is entry.entity)
+        if entry is not None and entry.loaded is not None and tracked:
+            return entry.loaded
+        if read:
+            if self.get(key.entity, **key.slots) is None:
+                return None
+            loaded = self._entries[ident].loaded
+            assert loaded is not None
+            if entity is None:
+                return loaded
+            return Loaded(key, entity.model_dump(), loaded.unique, version_of(entity))
+        return None if entity is None else Loaded.of(entity)
 
     def check(self, target: Entity | Key, condition: Condition) -> None:
         """A ConditionCheck: the commit fails unless `condition` holds for this item."""
@@ -280,6 +296,24 @@ class UnitOfWork:
             if step.on_success is not None:
                 step.on_success()
         self._state = UnitOfWorkState.COMMITTED
+        self._refresh([step.refresh for step in steps if step.refresh is not None])
+
+    def _refresh(self, targets: list[Entity]) -> None:
+        """Reload objects passed to update() from the stored items (one consistent read)."""
+        if not targets:
+            return
+        keys = [target.get_key() for target in targets]
+        gets = [{"TableName": self._ident(k)[0], "Key": k.to_dynamodb()} for k in keys]
+        request = {"TransactItems": [{"Get": get} for get in gets]}
+        name = type(targets[0]).__dynaorm__.name
+        response = self._send("TransactGetItems", request, entity=name)
+        for target, answer in zip(targets, response["Responses"], strict=True):
+            item = answer.get("Item")
+            if item is not None:
+                schema = schema_of(type(target).__dynaorm__.table)
+                stored = entity_from_item(schema, item, expected=type(target))
+                assert stored is not None
+                refresh_from(target, stored)
 
     def rollback(self) -> None:
         """Forget every pending change; nothing is sent. Objects keep their values."""
@@ -359,15 +393,11 @@ class UnitOfWork:
 
     def _write(self, actions: list[Action]) -> None:
         self.token = uuid.uuid4().hex  # one per commit, the same on every retry of it
-        request = {
-            "TransactItems": [{action.operation: action.params} for action in actions],
-            "ClientRequestToken": self.token,
-        }
+        request = transaction_request(actions, self.token)
         try:
             self._send("TransactWriteItems", request, entity=actions[0].purpose.entity)
         except TransactionCanceled as error:
-            # Actions of versioned entities carry kind "version": no blanket `versioned`.
-            mapped = cancellation_error(error, actions)
+            mapped = transaction_error(error, actions)
             if mapped is error:
                 raise
             raise mapped from error

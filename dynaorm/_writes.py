@@ -17,20 +17,16 @@ from pydantic import TypeAdapter, ValidationError
 from dynaorm._codec import AttributeValue, item_size, to_attribute_value
 from dynaorm._compiler import CompiledSchema, index_attributes
 from dynaorm._conditions import Condition, and_, build_condition
+from dynaorm._crypto import seal
 from dynaorm._entity import Entity, EntityInfo, Key
 from dynaorm._expressions import Path, Placeholders
+from dynaorm._fields import check_removable, reads_back_empty, validate_at
 from dynaorm._items import entity_to_item_sized, ttl_seconds
 from dynaorm._keys import KeyTemplate
 from dynaorm._update import Update
 from dynaorm.errors import (
-    ConditionFailed,
-    DynaormError,
     ExpressionError,
-    ItemAlreadyExists,
     KeyEncodingError,
-    TransactionCanceled,
-    UniqueConstraintViolation,
-    VersionConflict,
 )
 
 if TYPE_CHECKING:
@@ -38,16 +34,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action",
+    "Expect",
     "FieldChanges",
     "Purpose",
     "build_update",
-    "cancellation_error",
     "coerce_field",
-    "condition_unchanged",
     "delete_action",
     "derived_key_update",
     "guard_actions",
+    "owned_by",
     "put_action",
+    "stored_value",
     "unique_values",
     "update_action",
     "version_condition",
@@ -57,16 +54,34 @@ GUARD_SORT_KEY = "UNIQUE"
 GUARD_TYPE = "dynaorm.unique"
 
 
+class Expect(NamedTuple):
+    """What a write relied on, to explain a failed condition from the stored item.
+
+    `version`: the stored version required; `relied`: field -> value the stored item
+    must still hold; `absent`: no item may be stored; `user`: a caller's condition is
+    part of it; `sets`: the write's whole effect as field values (an update that only
+    sets and removes fields), to recognise its own earlier, applied attempt.
+    """
+
+    info: EntityInfo
+    version: int | None
+    relied: dict[str, Any]
+    absent: bool = False
+    user: bool = False
+    sets: dict[str, Any] | None = None
+
+
 # Purpose and Action are NamedTuples rather than frozen dataclasses: as immutable, and
 # built several times per item written, where a frozen dataclass's __init__ costs 3x.
 class Purpose(NamedTuple):
     """What a failed condition on an action means."""
 
-    kind: str  # "create", "write", "version", "guard", "check"
+    kind: str  # "create", "write", "guard", "guard-release", "check"
     entity: str
     key: tuple[str, str]
     field: str | None = None
     value: Any = None
+    expect: Expect | None = None
 
 
 class Action(NamedTuple):
@@ -78,15 +93,6 @@ class Action(NamedTuple):
     # At least the bytes of item data it carries, as the 4 MB transaction limit counts
     # them, when known without counting (a Put built from an entity); None: count.
     size: int | None = None
-
-    def checked(self, check: object) -> Action:
-        """This action, marked as carrying a version check when `check` is not None.
-
-        A failed condition on it then means a lost optimistic-locking race.
-        """
-        if check is None:
-            return self
-        return self._replace(purpose=self.purpose._replace(kind="version"))
 
 
 def _finish(params: dict[str, Any], ph: Placeholders, condition: Condition | None) -> None:
@@ -172,7 +178,7 @@ def coerce_field(info: EntityInfo, name: str, value: Any) -> Any:
 
 def _stored(info: EntityInfo, name: str, value: Any) -> Any:
     """A validated field value as model_dump(mode='python') would hand it to the codec."""
-    return _adapter(info.cls, name).dump_python(value, mode="python")
+    return _adapter(info.cls, name).dump_python(value, mode="python", by_alias=True)
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,38 @@ class FieldChanges:
     append: Mapping[str | Path, Any]
     delete: Mapping[str | Path, Any]
     if_not_exists: Mapping[str | Path, Any]
+
+    def named(self, info: EntityInfo) -> FieldChanges:
+        """These changes with each `Path` to a whole field replaced by the field's name.
+
+        `set={User.email: x}` must meet the key, version and unique-guard rules that
+        `set={"email": x}` meets, and those rules look at field names.
+        """
+        fields = {path.segments: name for name, path in info.paths.items()}
+
+        def name_of(target: str | Path) -> str | Path:
+            if isinstance(target, Path):
+                return fields.get(target.segments, target)
+            return target
+
+        def rename(group: Mapping[str | Path, Any]) -> dict[str | Path, Any]:
+            renamed = {name_of(target): value for target, value in group.items()}
+            if len(renamed) < len(group):
+                raise ExpressionError(
+                    f"{info.name}: a field is given both by name and by path in one group "
+                    f"of this update: {sorted(map(str, renamed))}",
+                    entity=info.name,
+                )
+            return renamed
+
+        return FieldChanges(
+            rename(self.assign),
+            rename(self.add),
+            [name_of(target) for target in self.remove],
+            rename(self.append),
+            rename(self.delete),
+            rename(self.if_not_exists),
+        )
 
     def touched_fields(self) -> set[str]:
         names: set[str] = set()
@@ -207,8 +245,13 @@ def _path(info: EntityInfo, target: str | Path) -> Path:
     return path
 
 
-def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[str, Any]]:
-    """The update expression and the new values of plainly set fields (validated)."""
+def build_update(
+    info: EntityInfo, changes: FieldChanges, key: Key | None = None
+) -> tuple[Update, dict[str, Any]]:
+    """The update expression and the new values of plainly set fields (validated).
+
+    `key` is the item's key: an `Encrypted()` field set by the update is sealed for it.
+    """
     update = Update()
     new_values: dict[str, Any] = {}
     steps: list[tuple[Mapping[str | Path, Any], Callable[[Update, Path, Any], Update]]] = [
@@ -220,21 +263,65 @@ def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[
     ]
     for group, method in steps:
         for target, given in group.items():
-            value = given
-            if isinstance(target, str) and group is changes.assign:
-                new_values[target] = coerce_field(info, target, given)
-                if new_values[target] is None and target in info.omit_none:
-                    update = update.remove(_path(info, target))  # stored as absent
+            path = _path(info, target)
+            if path.encrypted:
+                whole = group is changes.assign or group is changes.if_not_exists
+                if not (isinstance(target, str) and whole):
+                    raise _ciphertext_error(path, method.__name__)
+                value = coerce_field(info, target, given)
+                if group is changes.assign:
+                    new_values[target] = value
+                if value is None:
+                    update = update.remove(path)
                     continue
-                value = _stored(info, target, new_values[target])
-                if target == info.ttl:
-                    value = ttl_seconds(info.name, target, new_values[target])
-            update = method(update, _path(info, target), value)
+                update = method(update, path, _sealed(info, target, value, key))
+                continue
+            if not (isinstance(target, str) and group is changes.assign):
+                # Typed paths (map values, list elements, model attributes) validate too.
+                update = method(update, path, validate_at(path, given))
+                continue
+            new_values[target] = coerce_field(info, target, given)
+            if new_values[target] is None and target in info.omit_none:
+                update = update.remove(path)  # stored as absent
+                continue
+            value = _stored(info, target, new_values[target])
+            if target == info.ttl:
+                value = ttl_seconds(info.name, target, new_values[target])
+            if isinstance(value, set | frozenset) and not value and reads_back_empty(info, target):
+                update = update.remove(path)  # no empty set in DynamoDB: absent reads empty
+                continue
+            update = method(update, path, value)
+    names = {attribute: name for name, attribute in info.attributes.items()}
     for target in changes.remove:
-        if isinstance(target, str):
-            new_values[target] = None
-        update = update.remove(_path(info, target))
+        path = _path(info, target)
+        name = target if isinstance(target, str) else None
+        if name is None and len(path.segments) == 1:
+            name = names.get(str(path.segments[0]))
+        if name is not None:
+            check_removable(info, name)  # an item without a required field is unreadable
+            new_values[name] = set() if reads_back_empty(info, name) else None
+        update = update.remove(path)
     return update, new_values
+
+
+def _ciphertext_error(path: Path, operation: str) -> ExpressionError:
+    return ExpressionError(
+        f"{path.describe()} is Encrypted(): DynamoDB holds only its ciphertext, so an update "
+        f"cannot {operation} a part of it; set the whole field instead",
+        entity=path.entity,
+        field=path.dotted,
+    )
+
+
+def _sealed(info: EntityInfo, name: str, value: Any, key: Key | None) -> bytes:
+    if key is None:
+        raise ExpressionError(
+            f"{info.name}.{name} is Encrypted(): an update of it needs the item's key",
+            entity=info.name,
+            field=name,
+        )
+    table = info.table
+    return seal(info, name, value, {table.partition_key: key.pk, table.sort_key: key.sk})
 
 
 def derived_key_update(
@@ -291,7 +378,6 @@ def update_action(
     update: Update,
     *,
     condition: Condition | None = None,
-    return_values: bool = True,
 ) -> Action:
     info = key.entity.__dynaorm__
     ph = Placeholders()
@@ -303,8 +389,6 @@ def update_action(
         "Key": key.to_dynamodb(),
         "UpdateExpression": update.serialize(ph),
     }
-    if return_values:
-        params["ReturnValues"] = "ALL_NEW"
     _finish(params, ph, condition)
     return Action("Update", params, Purpose("write", info.name, _key_tuple(key)))
 
@@ -351,8 +435,11 @@ def guard_actions(
             continue
         label = "+".join(group)
         if before is not None and old is not None and None not in before:
+            # Released only by its owner: a guard owned by another item stays.
             params = {"TableName": table_name, "Key": guard_key(info, group, old)}
-            purpose = Purpose("guard-release", info.name, owner, label, before)
+            _finish(params, Placeholders(), owned_by(owner))
+            value = before[0] if len(before) == 1 else before
+            purpose = Purpose("guard-release", info.name, owner, label, value)
             actions.append(Action("Delete", params, purpose))
         if after is not None and new is not None and None not in after:
             item: dict[str, AttributeValue] = {
@@ -374,53 +461,13 @@ def unique_values(entity: Entity) -> dict[str, Any]:
     return {name: getattr(entity, name) for group in info.unique for name in group}
 
 
-def condition_unchanged(info: EntityInfo, values: Mapping[str, Any]) -> Condition | None:
-    """The stored unique fields still hold `values` (guards must move with them)."""
-    condition: Condition | None = None
-    for name, value in values.items():
-        path = info.paths[name]
-        stored = to_attribute_value(_stored(info, name, value))
-        part = path.not_exists() if stored is None or value is None else path == value
-        condition = and_(condition, part)
-    return condition
+def owned_by(owner: tuple[str, str]) -> Condition:
+    """A guard item records its owner's key: the condition that `owner` holds it."""
+    return (Path("owner_pk") == owner[0]) & (Path("owner_sk") == owner[1])
 
 
-def cancellation_error(
-    error: TransactionCanceled, actions: list[Action], versioned: bool = False
-) -> DynaormError:
-    """The most specific error for a cancelled transaction of `actions` (in order).
-
-    DynamoDB reports one reason per action, in the order sent; the first conditional
-    failure decides the error, other reasons stay available on `TransactionCanceled`.
-    """
-    for action, reason in zip(actions, error.reasons, strict=False):
-        if not reason or reason.get("Code") != "ConditionalCheckFailed":
-            continue
-        purpose = action.purpose
-        context: dict[str, Any] = {
-            "operation": "TransactWriteItems",
-            "table": action.params.get("TableName"),
-            "entity": purpose.entity,
-            "key": purpose.key,
-        }
-        if purpose.kind == "guard":
-            return UniqueConstraintViolation(
-                f"{purpose.entity}.{purpose.field} = {purpose.value!r} is already taken "
-                f"(unique constraint); item {purpose.key}",
-                field=purpose.field,
-                value=purpose.value,
-                **context,
-            )
-        if purpose.kind == "create":
-            return ItemAlreadyExists(f"{purpose.entity} {purpose.key} already exists", **context)
-        if purpose.kind == "version" or (versioned and purpose.kind == "write"):
-            return VersionConflict(
-                f"{purpose.entity} {purpose.key} was changed by someone else since it was "
-                "loaded (version check failed)",
-                **context,
-            )
-        return ConditionFailed(
-            f"{purpose.entity} {purpose.key}: the condition of {action.operation} failed",
-            **context,
-        )
-    return error
+def stored_value(info: EntityInfo, name: str, value: Any) -> AttributeValue | None:
+    """How a field value is stored (None: the attribute is absent)."""
+    if value is None:
+        return None
+    return to_attribute_value(_stored(info, name, value))

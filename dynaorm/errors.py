@@ -4,29 +4,34 @@
 DynaormError
 ├── DefinitionError            a class, template, index or table declaration is invalid
 │   ├── KeyTemplateError       a key template is malformed or names an unusable field
-│   └── KeyCollisionError      two entities' primary keys could be equal
+│   ├── KeyCollisionError      two entities' primary keys could be equal
+│   └── SchemaLockError        the schema lock is unreadable or disagrees with the classes
 ├── UnknownFieldError          a field path names no field (also an AttributeError)
 ├── KeyEncodingError           a slot value cannot be encoded, or a key breaks a limit
 │   └── KeyDecodingError       a stored key does not match its template
 ├── ItemEncodingError          an attribute value cannot be stored in DynamoDB
 │   └── ItemTooLarge           the item is over DynamoDB's 400 KB
 ├── DecryptionError            an encrypted attribute does not decrypt for its item
+├── ItemDecodingError          a stored item does not fit its entity's fields
 ├── ExpressionError            a condition or update cannot be expressed
 ├── RequestError               DynamoDB refused or failed a request
 │   ├── ConditionFailed        a condition expression was false
 │   │   ├── ItemAlreadyExists  `create` found an item with the same key
 │   │   ├── VersionConflict    the stored version is not the loaded one
+│   │   ├── StaleEntity        values the write relied on changed since they were read
 │   │   └── UniqueConstraintViolation  a unique value is taken
 │   ├── TableNotFound          the table does not exist
 │   ├── Throttled              throughput exceeded after the retry budget
 │   ├── TransactionCanceled    a transaction was cancelled (per-action `reasons`)
+│   ├── WriteOutcomeUnknown    a resent write failed and whether it landed cannot be told
 │   └── ServiceError           any other error from the service or the network
 ├── TransactionTooLarge        a unit of work exceeds 100 actions or 4 MB
 ├── UnitOfWorkClosed           a unit of work was used after commit, rollback or failure
 ├── InvalidCursor              a pagination cursor was tampered with or is foreign
-├── BatchIncomplete            a batch could not finish within the retry budget
+├── BatchIncomplete            a batch left requests undone: which, and why (per request)
 ├── MigrationError             the live table differs in a way `migrate` does not change
-└── CheckpointMismatch         a migrate checkpoint belongs to another table or schema
+├── CheckpointMismatch         a migrate checkpoint belongs to another table or schema
+└── PolicyError                an IAM policy cannot be generated as asked (tenant scope)
 ```
 
 Every error carries a stable `code` and, where they apply, the `entity`, `key`,
@@ -47,6 +52,7 @@ __all__ = [
     "ExpressionError",
     "InvalidCursor",
     "ItemAlreadyExists",
+    "ItemDecodingError",
     "ItemEncodingError",
     "ItemTooLarge",
     "KeyCollisionError",
@@ -54,8 +60,11 @@ __all__ = [
     "KeyEncodingError",
     "KeyTemplateError",
     "MigrationError",
+    "PolicyError",
     "RequestError",
+    "SchemaLockError",
     "ServiceError",
+    "StaleEntity",
     "TableNotFound",
     "Throttled",
     "TransactionCanceled",
@@ -64,6 +73,7 @@ __all__ = [
     "UnitOfWorkClosed",
     "UnknownFieldError",
     "VersionConflict",
+    "WriteOutcomeUnknown",
 ]
 
 _UNSET: Any = object()
@@ -117,6 +127,13 @@ class KeyCollisionError(DefinitionError):
         self.example = example
 
 
+class SchemaLockError(DefinitionError):
+    """The schema lock is missing or unreadable, or places an index elsewhere than its
+    declaration (a pin, a projection) allows."""
+
+    code = "schema-lock"
+
+
 class UnknownFieldError(DynaormError, AttributeError):
     """A field path names a field the entity does not have.
 
@@ -161,6 +178,12 @@ class DecryptionError(DynaormError):
     code = "decryption"
 
 
+class ItemDecodingError(DynaormError, ValueError):
+    """A stored item does not fit its entity (pydantic's error is the `__cause__`)."""
+
+    code = "item-decoding"
+
+
 class ExpressionError(DynaormError, ValueError):
     """A condition, filter or update cannot be turned into an expression."""
 
@@ -189,10 +212,15 @@ class RequestError(DynaormError):
 
 
 class ConditionFailed(RequestError):
-    """A condition expression evaluated to false; `item` is the stored item if returned."""
+    """A condition expression evaluated to false; `item` is the stored item if returned.
+
+    `retries`: how many times the request was resent before this answer (a resent write
+    may fail its own condition because an earlier attempt of it was applied).
+    """
 
     code = "condition-failed"
     item: Any = None
+    retries: int = 0
 
 
 class ItemAlreadyExists(ConditionFailed):
@@ -205,6 +233,18 @@ class VersionConflict(ConditionFailed):
     """The stored version differs from the version that was loaded."""
 
     code = "version-conflict"
+
+
+class StaleEntity(ConditionFailed):
+    """Stored values a write relied on (to rebuild an index key, or to move a unique
+    guard) changed since they were read; `fields` maps each such field to
+    (the value relied on, the stored value)."""
+
+    code = "stale-entity"
+
+    def __init__(self, message: str, *, fields: dict[str, tuple[Any, Any]], **context: Any):
+        super().__init__(message, **context)
+        self.fields = fields
 
 
 class UniqueConstraintViolation(ConditionFailed):
@@ -233,6 +273,16 @@ class TransactionCanceled(RequestError):
     def __init__(self, message: str, *, reasons: list[Any], **context: Any) -> None:
         super().__init__(message, **context)
         self.reasons = reasons
+
+
+class WriteOutcomeUnknown(RequestError):
+    """A write's response was lost, its resend failed its condition, and the stored item
+    has moved on since: the first attempt may or may not have been applied. Unlike a
+    `VersionConflict`, retrying blindly may apply the change twice; check the stored
+    item for a marker of this write first. `item` is the stored item, if any."""
+
+    code = "write-outcome-unknown"
+    item: Any = None
 
 
 class ServiceError(RequestError):
@@ -264,16 +314,44 @@ class InvalidCursor(DynaormError, ValueError):
 
 
 class BatchIncomplete(DynaormError):
-    """A batch could not finish within its retry budget.
+    """A batch finished with requests not done: what was done and what was not, and why.
 
-    `unprocessed` holds exactly the entities or keys that were not written or read.
+    `unprocessed` holds exactly the entities or keys (as given) that were not written or
+    read, in the order given, and `reasons[i]` is the `RequestError` that explains
+    `unprocessed[i]`: the error of its chunk's last attempt, or a `Throttled` when DynamoDB
+    handed it back unprocessed on every attempt. For `batch_write`, `written` holds every
+    other entity or key: `written` + `unprocessed` is everything submitted. For
+    `batch_get`, `items` holds the entities that were read, in key order; a key in
+    neither list was read and has no item. `operation` names the DynamoDB operation.
     """
 
     code = "batch-incomplete"
 
-    def __init__(self, message: str, *, unprocessed: list[Any]) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        unprocessed: list[Any],
+        reasons: list[Any] | None = None,
+        written: list[Any] | None = None,
+        items: list[Any] | None = None,
+        operation: str | None = None,
+    ) -> None:
+        names = {_entity_name(target) for target in unprocessed}
+        super().__init__(message, entity=", ".join(sorted(n for n in names if n)) or None)
         self.unprocessed = unprocessed
+        self.reasons = reasons if reasons is not None else [None] * len(unprocessed)
+        self.written = written if written is not None else []
+        self.items = items if items is not None else []
+        self.operation = operation
+
+
+def _entity_name(target: Any) -> str | None:
+    """The entity class name of an entity or a key, for messages and `.entity`."""
+    entity = getattr(target, "entity", None)
+    if isinstance(entity, type):  # a Key names its entity class
+        return entity.__name__
+    return type(target).__name__ if hasattr(type(target), "__dynaorm__") else None
 
 
 class MigrationError(DynaormError):
@@ -283,6 +361,13 @@ class MigrationError(DynaormError):
 
 
 class CheckpointMismatch(DynaormError):
-    """A checkpoint file was written by a run on another table, schema or segment count."""
+    """A checkpoint file, or a shared backfill run joined with `--run`, belongs to a run on
+    another table, schema or segment count."""
 
     code = "checkpoint-mismatch"
+
+
+class PolicyError(DynaormError):
+    """An IAM policy cannot be generated as asked: a tenant condition cannot cover an item."""
+
+    code = "iam-policy"

@@ -28,11 +28,16 @@ EXPECTED = [
     "Session",
     "StreamChange",
     "Table",
+    "TableCapacity",
+    "Telemetry",
     "UnitOfWork",
     "Update",
+    "Usage",
     "__version__",
     "errors",
+    "iam_policy",
     "schema_of",
+    "tenant_tag_value",
 ]
 
 

@@ -237,7 +237,10 @@ class _Builder:
         return st.none() | strategy if codec.optional else strategy
 
     def field(self, field: FieldInfo) -> SearchStrategy[Any]:
-        allow_empty_set = isinstance(field.default, (set, frozenset)) and not field.default
+        # A top-level empty set is omitted; it reads back empty when the field is required
+        # or defaults to an empty set (elsewhere dynaorm refuses it before sending).
+        empty_default = isinstance(field.default, (set, frozenset)) and not field.default
+        allow_empty_set = empty_default or field.is_required()
         return self.of(field.annotation, _constraints(field.metadata), allow_empty_set)
 
     def of(
@@ -286,8 +289,8 @@ class _Builder:
     def container(
         self, origin: Any, args: tuple[Any, ...], limits: Mapping[str, Any], allow_empty: bool
     ) -> SearchStrategy[Any]:
-        # DynamoDB stores no empty set (the attribute is omitted, so reading it back gives
-        # the field's default) and no empty string in a set; map keys must not be empty.
+        # DynamoDB stores no empty string in a set and no empty map key. An empty set
+        # nested in a list or map is stored as an empty list and reads back as a set.
         low = int(limits.get("min_length", 0))
         high = max(low, min(int(limits.get("max_length", _MAX_ITEMS)), low + _MAX_ITEMS))
         if origin in (set, frozenset):
@@ -296,15 +299,16 @@ class _Builder:
             made = st.frozensets if origin is frozenset else st.sets
             return made(element, min_size=low, max_size=max(low, high))
         if origin is list:
-            return st.lists(self.of(args[0] if args else str, {}), min_size=low, max_size=high)
+            element = self.of(args[0] if args else str, {}, True)
+            return st.lists(element, min_size=low, max_size=high)
         if origin is tuple:
             if len(args) == 2 and args[1] is Ellipsis:
-                lists = st.lists(self.of(args[0], {}), min_size=low, max_size=high)
+                lists = st.lists(self.of(args[0], {}, True), min_size=low, max_size=high)
                 return lists.map(tuple)
-            return st.tuples(*(self.of(arg, {}) for arg in args))
+            return st.tuples(*(self.of(arg, {}, True) for arg in args))
         if origin is dict:
             keys = self.text({}, min_size=1)
-            values = self.of(args[1] if len(args) == 2 else str, {})
+            values = self.of(args[1] if len(args) == 2 else str, {}, True)
             return st.dictionaries(keys, values, min_size=low, max_size=high)
         return st.from_type(origin[args] if args else origin)
 

@@ -16,9 +16,37 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from blog_models import app
 
 from dynaorm import Session
+from dynaorm._transport import Transport
 from tests.dynamodb_local import Backend
+from tests.iam_check import AccessLog
 
 _counter = itertools.count()
+
+ACCESS_LOG = pytest.StashKey[AccessLog]()
+AUDIT_TEST = "test_every_request_the_suite_sent_is_allowed"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[ACCESS_LOG] = AccessLog()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The IAM audit (tests/integration/test_iam.py) reads what every other test sent."""
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) == AUDIT_TEST)
+
+
+@pytest.fixture(autouse=True)
+def _audit_requests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every transport made during an integration test reports to the suite's access log."""
+    log = request.config.stash[ACCESS_LOG]
+    log.test = request.node.nodeid
+    original = Transport.__init__
+
+    def init(transport: Transport, *args: Any, **kwargs: Any) -> None:
+        original(transport, *args, **kwargs)
+        transport.add_listener(log.listener(transport.table_prefix))
+
+    monkeypatch.setattr(Transport, "__init__", init)
 
 
 class Recorder:

@@ -23,8 +23,15 @@ import pytest
 from blog_models import User
 
 from dynaorm import Session
-from dynaorm.errors import TransactionCanceled, UniqueConstraintViolation, VersionConflict
+from dynaorm.errors import (
+    StaleEntity,
+    TransactionCanceled,
+    UniqueConstraintViolation,
+    VersionConflict,
+)
 from tests.dynamodb_local import Backend
+
+from .test_write_integrity import Shape, shapes
 
 THREADS = 8
 INCREMENTS = 50
@@ -150,3 +157,54 @@ def test_8_threads_creating_one_email_give_one_winner(session: Session) -> None:
     assert [u.user_id for u in session.query(User.by_email, email="same@x").all()] == [winner]
     assert [u.user_id for u in session.scan(User).all()] == [winner]
     print(f"\nunique race: {figures}")
+
+
+def _index_entries(session: Session, shape: Shape) -> list[tuple[str, str]]:
+    return [(s.shape_id, s.b) for s in session.query(Shape.by_ab, a=shape.a).all()]
+
+
+def test_two_writers_racing_on_index_fields_leave_every_index_query_right(
+    session: Session,
+) -> None:
+    # Shape's index is AB#{a} / {b}. Each round both writers read the item, then one
+    # sets a and the other b, at once, each from the object it read: one of them builds
+    # its index key from a value the other just changed. That update must fail with
+    # StaleEntity (then re-read and retry); the index must agree with the item after
+    # every round.
+    session.create_table(shapes)
+    session.create(Shape(shape_id="s1", a="a0", b="b0"))
+    stale: Counter[int] = Counter()
+    wrong: list[str] = []
+    rounds = 25
+    barrier = threading.Barrier(2)
+
+    def write(n: int) -> None:
+        field = "ab"[n]
+        for step in range(1, rounds + 1):
+            mine = session.get(Shape, shape_id="s1", consistent=True)
+            assert mine is not None
+            barrier.wait()  # both have read: both objects are about to be stale
+            while True:
+                try:
+                    session.update(mine, set={field: f"{field}{step}"})
+                    break
+                except StaleEntity:
+                    stale[n] += 1
+                    mine = session.get(Shape, shape_id="s1", consistent=True)
+                    assert mine is not None
+            barrier.wait()  # both wrote
+            if n == 0:
+                stored = session.get(Shape, shape_id="s1", consistent=True)
+                assert stored is not None
+                if _index_entries(session, stored) != [("s1", stored.b)]:
+                    wrong.append(f"round {step}: {stored!r} -> {_index_entries(session, stored)}")
+            barrier.wait()  # checked
+
+    run_together(2, write)
+
+    assert wrong == [], wrong[:3]
+    stored = session.get(Shape, shape_id="s1", consistent=True)
+    assert stored is not None and (stored.a, stored.b) == (f"a{rounds}", f"b{rounds}")
+    assert sum(stale.values()) >= rounds  # every round one of the two was stale
+    print(f"\nindex race: {2 * rounds} updates, {sum(stale.values())} stale errors retried")
+    session.delete_table(shapes)

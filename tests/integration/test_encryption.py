@@ -223,7 +223,9 @@ def test_updates_that_cannot_work_on_ciphertext_are_refused(
     session: Session, change: dict[str, Any]
 ) -> None:
     session.put(patient())
-    with pytest.raises(ExpressionError, match=r"Patient\.(allergies|address) is Encrypted"):
+    with pytest.raises(
+        ExpressionError, match=r"Patient\.(allergies|address)(\.city)? is Encrypted"
+    ):
         session.update(Patient.key(patient_id="p1"), **change)
 
 
@@ -249,3 +251,27 @@ def test_existence_checks_on_encrypted_fields_are_allowed(session: Session) -> N
     session.put(patient(born=None))
     found = session.query(Patient.by_ward, ward="W1").where(Patient.born.not_exists()).all()
     assert [p.patient_id for p in found] == ["p1"]
+
+
+def test_projections_of_encrypted_fields_are_refused_before_sending(session: Session) -> None:
+    with pytest.raises(ExpressionError, match=r"Patient\.ssn is Encrypted\(\)"):
+        session.get(Patient, patient_id="p1", projection=["name", "ssn"])
+    with pytest.raises(ExpressionError, match=r"Patient\.address is Encrypted\(\)"):
+        session.query(Patient.by_ward, ward="W1").project(Patient.address.city)
+    session.put(patient())
+    assert session.get(Patient, patient_id="p1", projection=["name"]) == {"name": "Ann"}
+
+
+def test_batch_write_and_unit_of_work_update_encrypt_too(session: Session) -> None:
+    session.batch_write(put=[patient(f"b{i}", ssn=f"00{i}-00-0000") for i in range(3)])
+    with session.unit_of_work() as uow:
+        uow.update(Patient.key(patient_id="b0"), set={"ssn": "444-44-4444"})
+    stored = "".join(repr(raw(session, f"PATIENT#b{i}")) for i in range(3))
+    for secret in ("000-00-0000", "001-00-0000", "002-00-0000", "444-44-4444"):
+        assert secret not in stored
+    found = session.batch_get([Patient.key(patient_id=f"b{i}") for i in range(3)])
+    assert sorted(p.ssn for p in found if isinstance(p, Patient)) == [
+        "001-00-0000",
+        "002-00-0000",
+        "444-44-4444",
+    ]

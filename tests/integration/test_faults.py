@@ -55,6 +55,7 @@ from botocore.exceptions import (
 
 from dynaorm import Session
 from dynaorm.errors import (
+    BatchIncomplete,
     DynaormError,
     ServiceError,
     Throttled,
@@ -519,3 +520,100 @@ def test_commit_conflicting_on_every_attempt_raises_and_changes_nothing(
     stored = session.get(User, user_id="u1", consistent=True)
     assert stored is not None and (stored.name, stored.version) == ("Ann", 1)
     assert session.query(Post, user_id="u1").all() == []
+
+
+# -- (e) a batch chunk that keeps failing is reported, and later chunks still go ------------
+
+
+def poisoning(faults: Faults, operation: str, post_id: str, fault: Answer) -> Answer:
+    """Answer attempts whose body names `post_id` with `fault`; deliver every other one."""
+
+    def answer(request: Any, body: dict[str, Any]) -> AWSResponse | None:
+        if f'{post_id}"' in json.dumps(body):  # the post_id attribute, or the end of SK
+            return fault(request, body)
+        return faults._deliver(request, f"before-send.dynamodb.{operation}")
+
+    return answer
+
+
+CHUNK_FAULTS: list[tuple[str, Answer]] = [
+    ("InternalServerError", respond(500, "InternalServerError", "persistent")),
+    ("ValidationException", respond(400, "ValidationException", "refused")),
+    ("ConnectionClosedError", raising(lambda url: ConnectionClosedError(endpoint_url=url))),
+]
+
+
+@pytest.mark.parametrize(("code", "fault"), CHUNK_FAULTS, ids=[c for c, _ in CHUNK_FAULTS])
+def test_batch_write_of_1000_with_one_chunk_failing_reports_exactly_the_unwritten(
+    session: Session, faults: Faults, code: str, fault: Answer
+) -> None:
+    written = posts(1000)
+    chunk = written[500:525]  # the 21st chunk of 25
+    faults.add("BatchWriteItem", poisoning(faults, "BatchWriteItem", "p00510", fault))
+
+    with pytest.raises(BatchIncomplete) as caught:
+        session.batch_write(put=written)
+
+    error = caught.value
+    faults.clear()
+    stored = session.query(Post, user_id="u1").all()
+    assert error.unprocessed == chunk
+    assert error.written == written[:500] + written[525:]
+    assert len(error.written) + len(error.unprocessed) == 1000
+    assert stored == error.written  # the table agrees with the report
+    assert [r.aws_code for r in error.reasons] == [code] * 25
+    assert all(isinstance(r, ServiceError) for r in error.reasons)
+    # A refusal is final; a 500 or a dropped connection gets dynaorm's whole budget, each
+    # attempt after botocore's own 4.
+    tries = 1 if code == "ValidationException" else session._batches.retry.attempts
+    failed = [b for b in faults.sent("BatchWriteItem") if '"p00510"' in json.dumps(b)]
+    assert len(failed) == tries * (1 if code == "ValidationException" else 4)
+    assert operations(faults, "BatchWriteItem") == 39 + len(failed)
+
+
+def test_batch_get_with_one_chunk_failing_returns_what_it_read(
+    session: Session, faults: Faults
+) -> None:
+    written = posts(300)
+    session.batch_write(put=written)
+    faults.add(
+        "BatchGetItem",
+        poisoning(faults, "BatchGetItem", "p00150", respond(500, "InternalServerError")),
+    )
+    keys = [p.get_key() for p in written]
+
+    with pytest.raises(BatchIncomplete) as caught:
+        session.batch_get(keys)
+
+    assert caught.value.items == written[:100] + written[200:]
+    assert caught.value.unprocessed == keys[100:200]
+    assert {r.aws_code for r in caught.value.reasons} == {"InternalServerError"}
+
+
+def test_batch_write_whose_responses_are_lost_reports_them_and_a_resend_is_safe(
+    session: Session, faults: Faults
+) -> None:
+    written = posts(100)
+    session._batches.retry.attempts = 2
+
+    def applied_then_lost(request: Any, body: dict[str, Any]) -> AWSResponse:
+        # The backend applies the chunk; the client only ever sees a read timeout.
+        if faults.moto is not None:
+            faults.moto(event_name="before-send.dynamodb.BatchWriteItem", request=request)
+        else:
+            faults.client._endpoint.http_session.send(request).content  # noqa: B018
+        raise ReadTimeoutError(endpoint_url=request.url, error="injected read timeout")
+
+    faults.add("BatchWriteItem", poisoning(faults, "BatchWriteItem", "p00030", applied_then_lost))
+
+    with pytest.raises(BatchIncomplete) as caught:
+        session.batch_write(put=written)
+
+    error = caught.value
+    faults.clear()
+    # Not confirmed is all dynaorm can say: the chunk did land, as the docs warn.
+    assert error.unprocessed == written[25:50]
+    assert {r.aws_code for r in error.reasons} == {"ReadTimeoutError"}
+    assert session.query(Post, user_id="u1").all() == written
+    session.batch_write(put=error.unprocessed)  # the documented recovery: idempotent
+    assert session.query(Post, user_id="u1").all() == written

@@ -99,6 +99,20 @@ def test_count(session: Session) -> None:
     assert session.query(Post, user_id="u1").where(Post.likes > 9).count() == 2
 
 
+def test_count_of_a_projected_query(session: Session, recorder: Recorder) -> None:
+    # The projection's names must not ride along into a Select=COUNT request: DynamoDB
+    # refuses unused ExpressionAttributeNames.
+    seed(session)
+    recorder.clear()
+    query = session.query(Post, user_id="u1").project("title").where(Post.likes > 9)
+    assert query.count() == 2
+    (operation, params), *_ = recorder.calls
+    assert operation == "Query"
+    assert "ProjectionExpression" not in params
+    assert params["Select"] == "COUNT"
+    assert params["ExpressionAttributeNames"] == {"#n0": "PK", "#n1": "SK", "#n2": "likes"}
+
+
 def test_pages_and_cursors(session: Session) -> None:
     posts = seed(session, 7)
     query = session.query(Post, user_id="u1")

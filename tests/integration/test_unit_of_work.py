@@ -24,6 +24,7 @@ from dynaorm.errors import (
     UnitOfWorkClosed,
     VersionConflict,
 )
+from tests.dynamodb_local import Backend
 
 from .conftest import Recorder
 from .factories import UTC, post
@@ -62,6 +63,23 @@ def guard_key(email: str) -> dict[str, Any]:
     return {"PK": {"S": f"UNIQUE#User#email#{email}"}, "SK": {"S": "UNIQUE"}}
 
 
+def guard_release(table: str, email: str, owner: int) -> dict[str, Any]:
+    """A guard is deleted only by the item it records as its owner."""
+    return {
+        "Delete": {
+            "TableName": table,
+            "Key": guard_key(email),
+            "ConditionExpression": "#n0 = :v0 AND #n1 = :v1",
+            "ExpressionAttributeNames": {"#n0": "owner_pk", "#n1": "owner_sk"},
+            "ExpressionAttributeValues": {
+                ":v0": {"S": f"USER#u{owner}"},
+                ":v1": {"S": "PROFILE"},
+            },
+            **ALL_OLD,
+        }
+    }
+
+
 def guard_item(email: str, owner: int) -> dict[str, Any]:
     return {
         **guard_key(email),
@@ -71,7 +89,8 @@ def guard_item(email: str, owner: int) -> dict[str, Any]:
     }
 
 
-NOT_EXISTS = {"ConditionExpression": "attribute_not_exists(#n0)"}
+ALL_OLD = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}  # explains a failed condition
+NOT_EXISTS = {"ConditionExpression": "attribute_not_exists(#n0)", **ALL_OLD}
 PK_NAME = {"ExpressionAttributeNames": {"#n0": "PK"}}
 
 
@@ -177,6 +196,7 @@ def test_dirty_update_sends_only_changed_fields_with_version_check(
                     ":v1": {"N": "1"},
                     ":v2": {"N": "1"},
                 },
+                **ALL_OLD,
             }
         }
     ]
@@ -216,6 +236,7 @@ def test_dirty_update_recomputes_and_removes_index_keys(
                     ":v2": {"S": "TOPIC#aws"},
                     ":v3": {"S": "2024-05-02T09:30:00.000000Z"},
                 },
+                **ALL_OLD,
             }
         }
     ]
@@ -275,9 +296,10 @@ def test_key_change_of_a_guarded_entity_hands_its_guard_over(
         "Delete": {
             "TableName": table,
             "Key": user_key(1),
-            "ConditionExpression": "#n0 = :v0",
-            "ExpressionAttributeNames": {"#n0": "version"},
-            "ExpressionAttributeValues": {":v0": {"N": "1"}},
+            "ConditionExpression": "#n0 = :v0 AND #n1 = :v1",
+            "ExpressionAttributeNames": {"#n0": "version", "#n1": "email"},
+            "ExpressionAttributeValues": {":v0": {"N": "1"}, ":v1": {"S": "ann@example.com"}},
+            **ALL_OLD,
         }
     }
     # Release + claim of one guard item would be two actions on it: one owner transfer.
@@ -288,6 +310,7 @@ def test_key_change_of_a_guarded_entity_hands_its_guard_over(
             "ConditionExpression": "#n0 = :v0 AND #n1 = :v1",
             "ExpressionAttributeNames": {"#n0": "owner_pk", "#n1": "owner_sk"},
             "ExpressionAttributeValues": {":v0": {"S": "USER#u1"}, ":v1": {"S": "PROFILE"}},
+            **ALL_OLD,
         }
     }
     assert ann.version == 2
@@ -310,12 +333,14 @@ def test_delete_removes_item_and_guards(session: Session, recorder: Recorder) ->
             "Delete": {
                 "TableName": table,
                 "Key": user_key(1),
-                "ConditionExpression": "#n0 = :v0",
-                "ExpressionAttributeNames": {"#n0": "version"},
-                "ExpressionAttributeValues": {":v0": {"N": "1"}},
+                # The guard released is the one of the email stored, not of the object.
+                "ConditionExpression": "#n0 = :v0 AND #n1 = :v1",
+                "ExpressionAttributeNames": {"#n0": "version", "#n1": "email"},
+                "ExpressionAttributeValues": {":v0": {"N": "1"}, ":v1": {"S": "ann@example.com"}},
+                **ALL_OLD,
             }
         },
-        {"Delete": {"TableName": table, "Key": guard_key("ann@example.com")}},
+        guard_release(table, "ann@example.com", owner=1),
     ]
     assert stored(session, User, user_id="u1") is None
     session.create(user(2, email="ann@example.com"))  # the address is free again
@@ -353,6 +378,7 @@ def test_check_sends_condition_check(session: Session, recorder: Recorder) -> No
                 "ConditionExpression": "#n0 = :v0",
                 "ExpressionAttributeNames": {"#n0": "version"},
                 "ExpressionAttributeValues": {":v0": {"N": "1"}},
+                **ALL_OLD,
             }
         },
         {"Put": {"TableName": table, "Item": post_item(1), **NOT_EXISTS, **PK_NAME}},
@@ -386,7 +412,8 @@ def test_explicit_update_like_session_update(session: Session, recorder: Recorde
             "TableName": ann_table(session),
             "Key": user_key(1),
             "UpdateExpression": "SET #n0 = :v0, #n1 = :v1, #n2 = :v2 ADD #n3 :v3",
-            "ConditionExpression": "attribute_exists(#n4) AND #n3 = :v4",
+            # The guard moves from the email stored: the update requires it still is.
+            "ConditionExpression": "attribute_exists(#n4) AND #n3 = :v4 AND #n0 = :v5",
             "ExpressionAttributeNames": {
                 "#n0": "email",
                 "#n1": "GSI1PK",
@@ -400,12 +427,12 @@ def test_explicit_update_like_session_update(session: Session, recorder: Recorde
                 ":v2": {"S": "User"},
                 ":v3": {"N": "1"},
                 ":v4": {"N": "1"},
+                ":v5": {"S": "ann@example.com"},
             },
+            **ALL_OLD,
         }
     }
-    assert release == {
-        "Delete": {"TableName": ann_table(session), "Key": guard_key("ann@example.com")}
-    }
+    assert release == guard_release(ann_table(session), "ann@example.com", owner=1)
     assert claim["Put"]["Item"] == guard_item("ann@new.example", owner=1)
     assert ann.version == 2
     found = stored(session, Post, user_id="u1", created_at=first.created_at, post_id="p1")
@@ -543,7 +570,7 @@ def test_the_4_mb_limit_counts_exactly_when_the_cheap_bound_is_over_it(session: 
     limit = 4 * 1024 * 1024
     probe, bound = entity_to_item_sized(post(0, post_id="p0", title=""))
     overhead, slack = item_size(probe), bound - item_size(probe)
-    title = "x" * ((limit - 100) // 11 - overhead)
+    title = "x" * ((limit - 400) // 11 - overhead)  # 11 conditions count 297 more
     uow = session.unit_of_work()
     for n in range(11):
         uow.add(post(0, post_id=f"p{n}", title=title))
@@ -554,6 +581,44 @@ def test_the_4_mb_limit_counts_exactly_when_the_cheap_bound_is_over_it(session: 
     uow.add(post(0, post_id="p11", title="x" * 200))
     with pytest.raises(TransactionTooLarge, match="4 MB"):
         plan_commit(uow._entries)
+
+
+def _eleven_posts(session: Session, counted: int) -> UnitOfWork:
+    """A unit of work adding 11 posts whose transaction DynamoDB counts as `counted` bytes:
+    item bytes plus, per action, its condition text and attribute names (27 bytes for
+    `attribute_not_exists(#n0)` naming `PK`); placeholders and ReturnValues... are free."""
+    per_action = len("attribute_not_exists(#n0)") + len("PK")
+    empty = sum(
+        item_size(entity_to_item_sized(post(0, post_id=f"p{n:02d}", title=""))[0])
+        for n in range(11)
+    )
+    title_bytes = counted - empty - 11 * per_action
+    uow = session.unit_of_work()
+    for n in range(11):
+        share = title_bytes // 11 + (title_bytes % 11 if n == 10 else 0)
+        uow.add(post(0, post_id=f"p{n:02d}", title="x" * share))
+    return uow
+
+
+def test_the_4_mb_limit_counts_expression_text_as_dynamodb_does(
+    session: Session, dynamodb_backend: Backend
+) -> None:
+    """Measured on DynamoDB Local: a transaction's size is its items (keys for updates,
+    deletes and checks) plus expression text, attribute names and value sizes."""
+    limit = 4 * 1024 * 1024
+    over = _eleven_posts(session, limit + 1)
+    posts = [entry.change.entity for entry in over._entries.values() if entry.change]
+    items = sum(item_size(entity_to_item_sized(p)[0]) for p in posts if p is not None)
+    assert items == limit + 1 - 297  # items alone are under the limit ...
+    with pytest.raises(TransactionTooLarge, match="4,194,305 bytes"):
+        over.commit()  # ... but DynamoDB counts the conditions too: refused, nothing sent
+
+    exact = _eleven_posts(session, limit)
+    if dynamodb_backend.endpoint_url is None:
+        plan_commit(exact._entries)  # moto sizes transactions its own way
+        return
+    exact.commit()  # accepted by DynamoDB Local at exactly 4,194,304 counted bytes
+    assert len(session.query(Post, user_id="u1").all()) == 11
 
 
 # -- conflicts inside one unit of work ----------------------------------------------------------

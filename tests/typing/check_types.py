@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from blog_models import Post, User, user_feed
 from typing_extensions import assert_type
 
-from dynaorm import CollectionResult, Page, Query, Session
+from dynaorm import CollectionResult, Key, Page, Query, Session
 
 
 def check(session: Session, post: Post) -> None:
@@ -21,6 +21,7 @@ def check(session: Session, post: Post) -> None:
     assert_type(session.query(Post, user_id="u1").first(), Post | None)
     assert_type(session.query(Post, user_id="u1").page(10), Page[Post])
     assert_type(session.query(Post.by_topic, topic="aws"), Query[Any])
+    assert_type(session.query(Post.by_topic, topic="aws").keys(), list[Key])
     assert_type(session.collection(user_feed, user_id="u1"), CollectionResult)
     assert_type(session.collection(user_feed, user_id="u1")[Post], list[Post])
     assert_type(session.update(post, add={"likes": 1}), Post)

@@ -138,11 +138,36 @@ def test_invalid_segments_are_refused(segments: tuple[Any, ...]) -> None:
         Path(*segments)
 
 
-def test_non_str_int_segments_are_type_errors() -> None:
-    with pytest.raises(TypeError):
+def test_non_str_int_segments_are_dynaorm_errors() -> None:
+    # bool is an int subclass, but True is not a list index.
+    with pytest.raises(ExpressionError, match="True"):
         Path("a", True)
-    with pytest.raises(TypeError):
+    with pytest.raises(ExpressionError):
         Path("a")[1.5]  # type: ignore[index]
+    with pytest.raises(ExpressionError):
+        Path("a")[False]
+    with pytest.raises(ExpressionError, match="lone surrogate"):
+        Path("a")["x\ud800"]
+
+
+class _Hostile(int):
+    """An int whose text forms try to inject expression syntax."""
+
+    def __format__(self, spec: str) -> str:
+        return "0] OR attribute_exists(#n0) OR #n0[0"
+
+    def __str__(self) -> str:
+        return self.__format__("")
+
+    __repr__ = __str__
+
+
+def test_index_segments_are_written_as_plain_ints() -> None:
+    path = Path("a", _Hostile(2))["b"]
+    assert type(path.segments[1]) is int
+    ph = Placeholders()
+    assert path.serialize(ph) == "#n0[2].#n1"
+    assert Path("a")[_Hostile(3)].serialize(Placeholders()) == "#n0[3]"
 
 
 # --- conditions ---------------------------------------------------------------------
@@ -417,3 +442,10 @@ def test_bad_key_conditions(sk_name: str | None, op: str | None, values: tuple[s
     with pytest.raises(ExpressionError):
         key_condition_expression("PK", "USER#1", sk_name, op, values, ph)
     assert ph.names == {}  # nothing allocated before the refusal
+
+
+def test_models_compare_as_the_maps_they_are_stored_as() -> None:
+    condition = Path("post", annotation=Post)["author"] == Author(name="a", mail="m")
+    ph = Placeholders()
+    assert build_condition(condition, ph) == "#n0.#n1 = :v0"
+    assert ph.values == {":v0": {"M": {"name": {"S": "a"}, "mail": {"S": "m"}}}}

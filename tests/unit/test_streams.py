@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from dynaorm import Entity, StreamChange, Table
 from dynaorm._items import entity_to_item
-from dynaorm.errors import ItemEncodingError
+from dynaorm.errors import ItemDecodingError, ItemEncodingError
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 
@@ -195,5 +195,7 @@ def test_malformed_records(raw: dict[str, Any]) -> None:
 def test_an_image_that_does_not_fit_its_entity_raises() -> None:
     item = entity_to_item(POST)
     del item["title"]
-    with pytest.raises(ValidationError):
+    with pytest.raises(ItemDecodingError, match=r"title: Field required \(missing\)") as caught:
         app.parse_stream_record(record("INSERT", new=item))
+    assert (caught.value.entity, caught.value.field) == ("Post", "title")
+    assert isinstance(caught.value.__cause__, ValidationError)

@@ -335,12 +335,88 @@ def test_botocore_client_uses_the_configuration(monkeypatch: pytest.MonkeyPatch)
     assert client.meta.config.retries["total_max_attempts"] == 6
 
 
-def test_malformed_request_raises_service_error_unvalidated(transport: Transport) -> None:
-    # With validation on, botocore would raise ParamValidationError before serializing.
-    with pytest.raises(ServiceError, match="ListTables") as caught:
+def test_malformed_request_propagates_unmapped(transport: Transport) -> None:
+    # With validation off, botocore's serializer fails with a plain KeyError: a request
+    # the caller built wrongly is a bug to fix, not an answer from DynamoDB.
+    with pytest.raises(KeyError) as caught:
         transport.call("ListTables", {"NotAMember": 1})
 
-    assert caught.value.aws_code == "KeyError"
+    assert not isinstance(caught.value, ServiceError)
+
+
+@pytest.mark.parametrize(
+    ("body", "cause"),
+    [(b"[1, 2]", AttributeError), (b"\xff\xfe", UnicodeDecodeError)],
+    ids=["json-array", "not-utf8"],
+)
+def test_an_answer_botocore_cannot_parse_is_a_malformed_response(
+    transport: Transport, table: str, body: bytes, cause: type[Exception]
+) -> None:
+    # Not DynamoDB speaking (a proxy's page, a garbled body): a failure of the transport,
+    # mapped, where a bug in dynaorm's own code would propagate.
+    inject(transport, 200, body)
+
+    with pytest.raises(ServiceError) as caught:
+        transport.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})
+
+    assert caught.value.aws_code == "MalformedResponse"
+    assert cause.__name__ in str(caught.value)
+    assert isinstance(caught.value.__cause__.__cause__, cause)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "bug",
+    [KeyError("Item"), TypeError("unhashable"), AssertionError("invariant")],
+    ids=lambda bug: type(bug).__name__,
+)
+def test_an_error_in_code_under_the_transport_propagates_unchanged(
+    transport: Transport, table: str, bug: Exception
+) -> None:
+    def broken(**_: Any) -> None:
+        raise bug
+
+    # Where dynaorm's own response parser runs: a bug there must not pose as DynamoDB's.
+    transport.botocore_client.meta.events.register_first("before-parse.dynamodb.GetItem", broken)
+
+    with pytest.raises(type(bug)) as caught:
+        transport.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})
+
+    assert caught.value is bug
+    transport.call("PutItem", put(table, "a"))  # other operations are unaffected
+
+
+def test_an_exception_inside_moto_is_the_embedded_backends_service_error(
+    transport: Transport,
+) -> None:
+    transport.call(
+        "CreateTable",
+        {
+            "TableName": "with_gsi",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    create_gsi = {
+        "TableName": "with_gsi",
+        "AttributeDefinitions": [{"AttributeName": "g", "AttributeType": "S"}],
+        "GlobalSecondaryIndexUpdates": [
+            {
+                "Create": {
+                    "IndexName": "G",
+                    "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            }
+        ],
+    }
+    transport.call("UpdateTable", create_gsi)
+    # moto raises a bare ValueError for a GSI created twice (DynamoDB answers 400).
+    with pytest.raises(ServiceError) as caught:
+        transport.call("UpdateTable", create_gsi)
+    assert caught.value.aws_code == "EmbeddedBackendError"
+    assert "already exists" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ValueError)
 
 
 # --- stats and listeners ------------------------------------------------------------------
@@ -356,12 +432,28 @@ def test_stats_count_calls_errors_and_capacity(transport: Transport, table: str)
 
     snapshot = transport.stats.snapshot()
 
-    assert snapshot["PutItem"] == {"calls": 2.0, "errors": 0.0, "capacity_units": 2.0}
-    assert snapshot["GetItem"]["calls"] == 2.0
-    assert snapshot["GetItem"]["errors"] == 1.0
+    assert snapshot["PutItem"] == {"calls": 2, "errors": 0, "capacity_units": 2.0}
+    assert snapshot["GetItem"]["calls"] == 2
+    assert snapshot["GetItem"]["errors"] == 1
     assert snapshot["GetItem"]["capacity_units"] > 0
     transport.stats.reset()
     assert transport.stats.snapshot() == {}
+
+
+def test_stats_count_calls_and_errors_as_ints_and_capacity_as_float() -> None:
+    stats = _transport.Stats()
+    stats.record("PutItem", {"ConsumedCapacity": {"CapacityUnits": 1}}, failed=False)
+    stats.record("PutItem", None, failed=True)
+
+    counters = stats.snapshot()["PutItem"]
+
+    # `2 == 2.0`, so compare types: a dashboard printing "calls: 2.0" is what was reported.
+    assert {name: type(value) for name, value in counters.items()} == {
+        "calls": int,
+        "errors": int,
+        "capacity_units": float,
+    }
+    assert repr(counters) == "{'calls': 2, 'errors': 1, 'capacity_units': 1.0}"
 
 
 def test_stats_sum_capacity_lists_of_batch_responses() -> None:
