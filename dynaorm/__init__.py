@@ -3,6 +3,7 @@
 from dynaorm import errors
 from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
 from dynaorm._conditions import Condition
+from dynaorm._crypto import Encrypted, KmsKeyProvider, LocalKeyProvider
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path
 from dynaorm._iam import iam_policy, tenant_tag_value
@@ -24,10 +25,13 @@ __all__ = [
     "CompiledSchema",
     "Condition",
     "DynaormError",
+    "Encrypted",
     "Entity",
     "EntityIndex",
     "Index",
     "Key",
+    "KmsKeyProvider",
+    "LocalKeyProvider",
     "Page",
     "Path",
     "Query",

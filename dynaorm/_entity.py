@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 # class attributes would be read back by pydantic as defaults of subclass fields.
 from pydantic._internal._model_construction import ModelMetaclass
 
+from dynaorm._crypto import check_encrypted, encrypted_fields
 from dynaorm._expressions import Path
 from dynaorm._keys import KeyTemplate, literal_problem
 from dynaorm._schema import Index, Projection, Table
@@ -93,6 +94,8 @@ class EntityInfo:
     # (less to store, and `attribute_not_exists` / `if_not_exists` see it as absent).
     # Other fields store None as NULL, so reading the item back never revives a default.
     omit_none: frozenset[str] = frozenset()
+    # Fields declared Annotated[..., Encrypted()]: stored as envelopes (see _crypto).
+    encrypted: frozenset[str] = frozenset()
 
     def key_from_entity(self, entity: Entity) -> Key:
         values = {name: getattr(entity, name) for name in self.pk.fields + self.sk.fields}
@@ -289,6 +292,7 @@ def _build_info(
     pinned = {index.gsi for index in indexes.values() if index.gsi is not None}
     _check_reserved(name, table, attributes, pinned)
     unique_groups = _normalise_unique(name, options.get("unique"), annotations)
+    encrypted = encrypted_fields(cls)
     info = EntityInfo(
         cls=cls,
         name=name,
@@ -301,16 +305,24 @@ def _build_info(
         version=_check_version(name, options.get("version"), annotations),
         ttl=_check_ttl(name, table, annotations),
         paths={
-            n: Path(attributes[n], annotation=a, entity=name, epoch_seconds=n == table.ttl)
+            n: Path(
+                attributes[n],
+                annotation=a,
+                entity=name,
+                epoch_seconds=n == table.ttl,
+                encrypted=n in encrypted,
+            )
             for n, a in annotations.items()
         },
         attributes=attributes,
         omit_none=frozenset(
             n for n, f in cls.model_fields.items() if f.default is None and not f.is_required()
         ),
+        encrypted=encrypted,
     )
     for index_name, index in indexes.items():
         info.indexes[index_name] = _bind_index(cls, name, index_name, index, annotations)
+    check_encrypted(info)
     return info
 
 

@@ -103,22 +103,22 @@ class _Operand:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> Comparison:  # type: ignore[override]
-        return Comparison(self, "=", to_operand(self._owner(), other))
+        return Comparison(self, "=", to_operand(_compared(self._owner()), other))
 
     def __ne__(self, other: object) -> Comparison:  # type: ignore[override]
-        return Comparison(self, "<>", to_operand(self._owner(), other))
+        return Comparison(self, "<>", to_operand(_compared(self._owner()), other))
 
     def __lt__(self, other: object) -> Comparison:
-        return Comparison(self, "<", to_operand(self._owner(), other))
+        return Comparison(self, "<", to_operand(_compared(self._owner()), other))
 
     def __le__(self, other: object) -> Comparison:
-        return Comparison(self, "<=", to_operand(self._owner(), other))
+        return Comparison(self, "<=", to_operand(_compared(self._owner()), other))
 
     def __gt__(self, other: object) -> Comparison:
-        return Comparison(self, ">", to_operand(self._owner(), other))
+        return Comparison(self, ">", to_operand(_compared(self._owner()), other))
 
     def __ge__(self, other: object) -> Comparison:
-        return Comparison(self, ">=", to_operand(self._owner(), other))
+        return Comparison(self, ">=", to_operand(_compared(self._owner()), other))
 
     # Defining __eq__ would make instances unhashable; paths are used as dict keys and
     # set members, so keep identity hashing.
@@ -126,7 +126,7 @@ class _Operand:
 
     def between(self, low: object, high: object) -> Between:
         """`x BETWEEN low AND high` (inclusive); refused if low > high, as DynamoDB would."""
-        owner = self._owner()
+        owner = _compared(self._owner())
         return Between(self, to_operand(owner, low), to_operand(owner, high))
 
     def is_in(self, *values: object) -> In:
@@ -134,7 +134,7 @@ class _Operand:
         unordered = len(values) == 1 and isinstance(values[0], AbstractSet)
         if len(values) == 1 and _is_collection(values[0]):
             values = tuple(cast(Iterable[object], values[0]))
-        owner = self._owner()
+        owner = _compared(self._owner())
         if not 1 <= len(values) <= MAX_IN_OPERANDS:
             raise path_error(owner, f"IN takes 1 to {MAX_IN_OPERANDS} values, got {len(values)}")
         operands = [to_operand(owner, value) for value in values]
@@ -153,12 +153,13 @@ class Path(_Operand):
     `path["size"]`.
     """
 
-    __slots__ = ("_annotation", "_declared", "_entity", "_epoch_seconds", "_segments")
+    __slots__ = ("_annotation", "_declared", "_encrypted", "_entity", "_epoch_seconds", "_segments")
     _segments: tuple[str | int, ...]
     _annotation: Any
     _declared: Any
     _entity: str | None
     _epoch_seconds: bool
+    _encrypted: bool
     __iter__ = None  # __getitem__ accepts ints: without this, list(path) would never end
 
     def __init__(
@@ -167,6 +168,7 @@ class Path(_Operand):
         annotation: Any = None,
         entity: str | None = None,
         epoch_seconds: bool = False,
+        encrypted: bool = False,
     ) -> None:
         if not segments or not isinstance(segments[0], str):
             raise ExpressionError(f"a path starts with an attribute name, got {segments!r}")
@@ -178,6 +180,9 @@ class Path(_Operand):
         # A TTL attribute is stored as a Number of epoch seconds: datetimes compared with
         # it must be written the same way, or the comparison is silently false.
         object.__setattr__(self, "_epoch_seconds", epoch_seconds)
+        # An Encrypted() field (or a path inside one) is stored as ciphertext: it can be
+        # tested for existence, never compared.
+        object.__setattr__(self, "_encrypted", encrypted)
 
     @property
     def segments(self) -> tuple[str | int, ...]:
@@ -196,6 +201,11 @@ class Path(_Operand):
     @property
     def entity(self) -> str | None:
         return self._entity
+
+    @property
+    def encrypted(self) -> bool:
+        """True for an `Encrypted()` field and the paths inside it."""
+        return self._encrypted
 
     @property
     def dotted(self) -> str:
@@ -223,6 +233,7 @@ class Path(_Operand):
             annotation=self._declared,
             entity=self._entity,
             epoch_seconds=self._epoch_seconds,
+            encrypted=self._encrypted,
         )
         return (path, self._segments)
 
@@ -245,7 +256,13 @@ class Path(_Operand):
     def _child(self, key: str | int) -> Path:
         key = _checked_segment(key, (*self._segments, key))
         stored, annotation = self._navigate(key)
-        return Path(*self._segments, stored, annotation=annotation, entity=self._entity)
+        return Path(
+            *self._segments,
+            stored,
+            annotation=annotation,
+            entity=self._entity,
+            encrypted=self._encrypted,
+        )
 
     def _navigate(self, key: str | int) -> tuple[str | int, Any]:
         """The stored segment for `key` and the annotation below it."""
@@ -285,14 +302,14 @@ class Path(_Operand):
 
     def begins_with(self, prefix: object) -> Function:
         """`begins_with(path, prefix)` for a string or binary prefix."""
-        operand = to_operand(self, prefix)
+        operand = to_operand(_compared(self), prefix)
         if isinstance(operand, Value) and set(operand.av) - {"S", "B"}:
             raise path_error(self, f"begins_with needs a str or bytes prefix, got {prefix!r}")
         return Function("begins_with", self, operand)
 
     def contains(self, value: object) -> Function:
         """`contains(path, value)`: a substring, or an element of a set or list."""
-        return Function("contains", self, to_operand(self, value))
+        return Function("contains", self, to_operand(_compared(self), value))
 
     def exists(self) -> Function:
         return Function("attribute_exists", self)
@@ -408,6 +425,17 @@ def encode_value(path: Path, value: object) -> AttributeValue:
             path, "an empty set cannot be stored in DynamoDB; remove it instead", value
         )
     return av
+
+
+def _compared(path: Path) -> Path:
+    """`path`, once it is known that a condition may compare its value."""
+    if path.encrypted:
+        raise path_error(
+            path,
+            "is Encrypted(): DynamoDB holds only its ciphertext, so a condition or filter "
+            "cannot compare it (exists() and not_exists() still work)",
+        )
+    return path
 
 
 def to_operand(path: Path, value: object) -> Operand:

@@ -14,6 +14,7 @@ from dynaorm._codec import (
     encode_item_sized,
 )
 from dynaorm._compiler import CompiledSchema, schema_of
+from dynaorm._crypto import open_values, seal_values
 from dynaorm._fields import prepare_values, validate_item
 from dynaorm._schema import Table
 from dynaorm.errors import ItemEncodingError, KeyDecodingError
@@ -66,6 +67,8 @@ def entity_to_item_sized(
         if values.get(attribute, 0) is None:
             del values[attribute]
     keys = schema.key_attributes(entity, known)
+    if info.encrypted:
+        seal_values(info, entity, values, keys)
     try:
         item, size = encode_item_sized(values)
     except ItemEncodingError as e:
@@ -148,7 +151,13 @@ def entity_from_item(
     # Derived attributes (key and GSI attributes, the type) are skipped while decoding
     # rather than filtered into a copy first: one dict per item instead of two.
     data = decode_item(item, compiled.derived)
+    if compiled.info.encrypted:
+        open_values(compiled.info, data, _item_keys(table, item))
     return validate_item(compiled.info, data, _item_key(table, item))
+
+
+def _item_keys(table: Table, item: Mapping[str, AttributeValue]) -> dict[str, str]:
+    return {name: item.get(name, {}).get("S", "") for name in (table.partition_key, table.sort_key)}
 
 
 def _item_key(table: Table, item: Mapping[str, AttributeValue]) -> tuple[Any, Any]:

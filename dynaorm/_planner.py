@@ -246,7 +246,7 @@ def plan_update(
     touched = changes.touched_fields()
     if info.version is not None and info.version in touched:
         raise _version_field(info, key)
-    update, new_values = build_update(info, changes)
+    update, new_values = build_update(info, changes, key)
     current = basis.values if basis else None
     schema = schema_of(info.table)
     update = _with_keys(update, *derived_key_update(schema, info, touched, new_values, current))

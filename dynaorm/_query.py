@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dynaorm._compiler import QueryPlan, schema_of
 from dynaorm._conditions import Condition, and_, build_condition
+from dynaorm._crypto import refuse_encrypted_projection
 from dynaorm._cursor import check_resume_key, decode_cursor, encode_cursor, fingerprint
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
@@ -134,6 +135,9 @@ class Query(Generic[E]):
         """
         if not paths:
             raise ExpressionError(".project() needs at least one attribute")
+        target = self.target
+        entity = target.entity if isinstance(target, EntityIndex) else target
+        refuse_encrypted_projection(entity.__dynaorm__, paths)
         return dataclasses.replace(self, projection=paths)
 
     def consistent(self) -> Query[E]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dynaorm._crypto import Encryptor, KeyProvider
 from dynaorm._keys import KeyTemplate, SlotSegment
 from dynaorm.errors import DefinitionError
 
@@ -60,6 +61,7 @@ class Table:
         read_capacity: int | None = None,
         write_capacity: int | None = None,
         lock: str | os.PathLike[str] | None = None,
+        encryption: KeyProvider | Encryptor | None = None,
     ) -> None:
         if not _TABLE_NAME.match(name):
             raise DefinitionError(
@@ -93,10 +95,29 @@ class Table:
         self.read_capacity = read_capacity
         self.write_capacity = write_capacity
         self.lock = Path(lock) if lock is not None else None
+        self.encryptor: Encryptor | None = None
+        if encryption is not None:
+            self.use_encryption(encryption)
         self._entities: list[type[Entity]] = []
         self._lock = threading.Lock()
         # Filled by dynaorm._compiler; reset whenever an entity registers.
         self._compiled: Any = None
+
+    def use_encryption(self, encryption: KeyProvider | Encryptor, **cache: Any) -> None:
+        """Encrypt this table's `Encrypted()` fields with data keys from `encryption`.
+
+        A `KeyProvider` (`KmsKeyProvider`, `LocalKeyProvider`) is wrapped in an
+        `Encryptor` bound to this table's name (its encryption context); `cache` options
+        (`max_age`, `max_uses`, `max_cached`) go to that encryptor. Call it at start-up,
+        before the first write or read of an encrypted field.
+        """
+        if isinstance(encryption, Encryptor):
+            if cache:
+                raise TypeError("use_encryption: cache options apply to a KeyProvider only")
+            self.encryptor = encryption
+        else:
+            context = {"dynaorm:table": self.name}
+            self.encryptor = Encryptor(encryption, context=context, **cache)
 
     @property
     def entities(self) -> tuple[type[Entity], ...]:

@@ -12,6 +12,8 @@ from dynaorm._batch import BatchRunner
 from dynaorm._codec import decode_item
 from dynaorm._compiler import schema_of
 from dynaorm._conditions import Condition
+from dynaorm._crypto import refuse_encrypted_projection
+from dynaorm._cursor import Secrets, sealer, secrets_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
@@ -71,8 +73,9 @@ class Session:
 
     Region, endpoint and credentials come from the arguments or the usual AWS
     environment; `table_prefix` (or `DYNAMODB_TABLE_PREFIX`) prefixes physical table
-    names; `cursor_secret` HMAC-signs pagination cursors; `telemetry=True` (or a
-    `Telemetry`) traces and measures every request with OpenTelemetry.
+    names; `cursor_secret` (bytes, or a list of them newest first) seals pagination
+    cursors with authenticated encryption; `telemetry=True` (or a `Telemetry`) traces
+    and measures every request with OpenTelemetry.
     """
 
     def __init__(
@@ -81,7 +84,7 @@ class Session:
         region: str | None = None,
         endpoint_url: str | None = None,
         table_prefix: str | None = None,
-        cursor_secret: bytes | None = None,
+        cursor_secret: Secrets = None,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
@@ -101,6 +104,8 @@ class Session:
             max_retry_attempts=max_retry_attempts,
         )
         self.cursor_secret = cursor_secret
+        for secret in secrets_of(cursor_secret):  # refuse a bad secret or a missing extra now
+            sealer(secret)
         if on_request is not None:
             self._transport.add_observer(on_request)
         if telemetry:
@@ -232,6 +237,7 @@ class Session:
             request["ConsistentRead"] = True
         if projection is not None:
             ph = Placeholders()
+            refuse_encrypted_projection(entity.__dynaorm__, projection)
             request["ProjectionExpression"] = projection_expression(projection, ph)
             request.update(ph.to_request())
         item = self._call("GetItem", request, entity=entity, key=key).get("Item")

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from dynaorm._codec import AttributeValue, item_size, to_attribute_value
 from dynaorm._compiler import CompiledSchema, index_attributes
 from dynaorm._conditions import Condition, and_, build_condition
+from dynaorm._crypto import seal
 from dynaorm._entity import Entity, EntityInfo, Key
 from dynaorm._expressions import Path, Placeholders
 from dynaorm._fields import check_removable, reads_back_empty, validate_at
@@ -244,8 +245,13 @@ def _path(info: EntityInfo, target: str | Path) -> Path:
     return path
 
 
-def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[str, Any]]:
-    """The update expression and the new values of plainly set fields (validated)."""
+def build_update(
+    info: EntityInfo, changes: FieldChanges, key: Key | None = None
+) -> tuple[Update, dict[str, Any]]:
+    """The update expression and the new values of plainly set fields (validated).
+
+    `key` is the item's key: an `Encrypted()` field set by the update is sealed for it.
+    """
     update = Update()
     new_values: dict[str, Any] = {}
     steps: list[tuple[Mapping[str | Path, Any], Callable[[Update, Path, Any], Update]]] = [
@@ -258,6 +264,18 @@ def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[
     for group, method in steps:
         for target, given in group.items():
             path = _path(info, target)
+            if path.encrypted:
+                whole = group is changes.assign or group is changes.if_not_exists
+                if not (isinstance(target, str) and whole):
+                    raise _ciphertext_error(path, method.__name__)
+                value = coerce_field(info, target, given)
+                if group is changes.assign:
+                    new_values[target] = value
+                if value is None:
+                    update = update.remove(path)
+                    continue
+                update = method(update, path, _sealed(info, target, value, key))
+                continue
             if not (isinstance(target, str) and group is changes.assign):
                 # Typed paths (map values, list elements, model attributes) validate too.
                 update = method(update, path, validate_at(path, given))
@@ -284,6 +302,26 @@ def build_update(info: EntityInfo, changes: FieldChanges) -> tuple[Update, dict[
             new_values[name] = set() if reads_back_empty(info, name) else None
         update = update.remove(path)
     return update, new_values
+
+
+def _ciphertext_error(path: Path, operation: str) -> ExpressionError:
+    return ExpressionError(
+        f"{path.describe()} is Encrypted(): DynamoDB holds only its ciphertext, so an update "
+        f"cannot {operation} a part of it; set the whole field instead",
+        entity=path.entity,
+        field=path.dotted,
+    )
+
+
+def _sealed(info: EntityInfo, name: str, value: Any, key: Key | None) -> bytes:
+    if key is None:
+        raise ExpressionError(
+            f"{info.name}.{name} is Encrypted(): an update of it needs the item's key",
+            entity=info.name,
+            field=name,
+        )
+    table = info.table
+    return seal(info, name, value, {table.partition_key: key.pk, table.sort_key: key.sk})
 
 
 def derived_key_update(

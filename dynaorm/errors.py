@@ -11,6 +11,7 @@ DynaormError
 │   └── KeyDecodingError       a stored key does not match its template
 ├── ItemEncodingError          an attribute value cannot be stored in DynamoDB
 │   └── ItemTooLarge           the item is over DynamoDB's 400 KB
+├── DecryptionError            an encrypted attribute does not decrypt for its item
 ├── ItemDecodingError          a stored item does not fit its entity's fields
 ├── ExpressionError            a condition or update cannot be expressed
 ├── RequestError               DynamoDB refused or failed a request
@@ -45,6 +46,7 @@ __all__ = [
     "BatchIncomplete",
     "CheckpointMismatch",
     "ConditionFailed",
+    "DecryptionError",
     "DefinitionError",
     "DynaormError",
     "ExpressionError",
@@ -167,6 +169,13 @@ class ItemTooLarge(ItemEncodingError):
     def __init__(self, message: str, *, entity: str | None, key: Any, size: int) -> None:
         super().__init__(message, entity=entity, key=key)
         self.size = size
+
+
+class DecryptionError(DynaormError):
+    """An encrypted attribute did not decrypt: altered, moved from another item or field,
+    or wrapped by a key the provider cannot unwrap."""
+
+    code = "decryption"
 
 
 class ItemDecodingError(DynaormError, ValueError):

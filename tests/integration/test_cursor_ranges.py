@@ -1,4 +1,4 @@
-"""Unsigned cursors are bound to their query's exact key range; signed ones to every byte."""
+"""Unsigned cursors are bound to their query's exact key range; sealed ones to every byte."""
 
 from __future__ import annotations
 
@@ -93,18 +93,63 @@ def test_unsigned_index_cursor_is_bound_to_the_index_range(unsigned: Session) ->
     assert query.page(5, cursor=page.cursor).items == posts[2:]
 
 
-def test_signed_cursor_refuses_an_edit_inside_the_range(session: Session) -> None:
+def test_sealed_cursor_hides_the_key_and_refuses_every_edit(
+    session: Session, unsigned: Session
+) -> None:
     posts = seed(session, 6)
     query = session.query(Post, user_id="u1")
     page = query.page(2)
     assert page.cursor is not None
     raw = base64.urlsafe_b64decode(page.cursor + "=" * (-len(page.cursor) % 4))
-    body, signature = raw[:-32], raw[-32:]
-    payload = json.loads(body)
-    payload["k"]["SK"] = _post_sk(posts[3])
-    forged = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode() + signature
-    with pytest.raises(InvalidCursor, match="signature"):
-        query.page(2, cursor=base64.urlsafe_b64encode(forged).rstrip(b"=").decode())
+    for readable in (b"USER", b"POST", b"p01", b'"k"'):
+        assert readable not in raw  # no key value can be read from the URL
+    for i in range(len(raw)):
+        altered = bytearray(raw)
+        altered[i] ^= 0x01
+        forged = base64.urlsafe_b64encode(bytes(altered)).rstrip(b"=").decode()
+        with pytest.raises(InvalidCursor):
+            query.page(2, cursor=forged)
+    # A readable cursor, even one holding a key inside the range, is not accepted.
+    readable_cursor = unsigned.query(Post, user_id="u1").page(2).cursor
+    assert readable_cursor is not None
+    with pytest.raises(InvalidCursor, match="not sealed"):
+        query.page(2, cursor=_edited(readable_cursor, SK=_post_sk(posts[3])))
+    assert query.page(10, cursor=page.cursor).items == posts[2:]
+
+
+def test_cursor_secrets_rotate_newest_first(dynamodb_backend: Backend, session: Session) -> None:
+    posts = seed(session, 6)
+    prefix = session.transport.table_prefix
+
+    def with_secret(secret: Any) -> Session:
+        return dynamodb_backend.session(table_prefix=prefix, cursor_secret=secret)
+
+    old = with_secret(b"old-secret")
+    rotated = with_secret([b"new-secret", b"old-secret"])
+    retired = with_secret([b"new-secret"])
+    try:
+        issued = old.query(Post, user_id="u1").page(2).cursor
+        assert issued is not None
+        # During the rotation a cursor sealed with the old secret still opens ...
+        assert rotated.query(Post, user_id="u1").page(10, cursor=issued).items == posts[2:]
+        # ... new cursors are sealed with the newest secret ...
+        fresh = rotated.query(Post, user_id="u1").page(2).cursor
+        assert fresh is not None
+        assert retired.query(Post, user_id="u1").page(10, cursor=fresh).items == posts[2:]
+        # ... and once the old secret is dropped, its cursors are refused.
+        with pytest.raises(InvalidCursor, match="sealed with a secret no longer configured"):
+            retired.query(Post, user_id="u1").page(2, cursor=issued)
+    finally:
+        for other in (old, rotated, retired):
+            other.transport.close()
+
+
+@pytest.mark.parametrize("secret", [b"", [], [b"a", "b"]])
+def test_bad_cursor_secrets_are_refused_when_the_session_is_made(
+    dynamodb_backend: Backend, secret: Any
+) -> None:
+    with pytest.raises(TypeError, match="cursor_secret"):
+        dynamodb_backend.session(cursor_secret=secret)
 
 
 def test_cursor_survives_a_second_writer_deleting_its_last_item(
