@@ -23,7 +23,10 @@ __all__ = ["Collection", "Index", "Projection", "Table"]
 Projection = Literal["ALL", "KEYS_ONLY"] | tuple[str, ...]
 
 # DynamoDB table names: 3-255 characters of [a-zA-Z0-9_.-]; attribute names 1-255 bytes.
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
+# A logical name may be short: a session's table prefix comes first, and DynamoDB's
+# 3-255 rule applies to the physical name (checked by `physical_table_name`).
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+_PHYSICAL_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
 _GSI_NAME = re.compile(r"^[A-Za-z0-9_.\-]{3,255}$")
 
 
@@ -34,6 +37,19 @@ def _check_attribute_name(table: str, option: str, name: str) -> None:
             field=option,
             value=name,
         )
+
+
+def physical_table_name(prefix: str, logical: str) -> str:
+    """`prefix` + `logical`, refused unless DynamoDB accepts it as a table name."""
+    name = f"{prefix}{logical}"
+    if not _PHYSICAL_TABLE_NAME.match(name):
+        raise DefinitionError(
+            f"table {logical!r} with prefix {prefix!r} is named {name!r}, which DynamoDB "
+            "refuses: 3-255 characters of letters, digits, '_', '-', '.'; use a longer "
+            "name or a table prefix",
+            value=name,
+        )
+    return name
 
 
 class Table:
@@ -65,8 +81,9 @@ class Table:
     ) -> None:
         if not _TABLE_NAME.match(name):
             raise DefinitionError(
-                f"Table name {name!r} is not a valid DynamoDB table name "
-                "(3-255 characters of letters, digits, '_', '-', '.')",
+                f"Table name {name!r} is not a valid DynamoDB table name: 1-255 "
+                "characters of letters, digits, '_', '-', '.' (with the session's table "
+                "prefix, the physical name needs 3 to 255)",
                 value=name,
             )
         for option, attr in (

@@ -18,6 +18,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from dynaorm._fast_parse import FAST_OPERATIONS, parse_fast
 from dynaorm._fast_serialize import Encoded, FastSerializer
+from dynaorm._schema import physical_table_name
 from dynaorm.errors import (
     ConditionFailed,
     RequestError,
@@ -223,7 +224,7 @@ class Transport:
 
     def table_name(self, logical: str) -> str:
         """The physical name of a table: the configured prefix, then the logical name."""
-        return f"{self._table_prefix}{logical}"
+        return physical_table_name(self._table_prefix, logical)
 
     def call(
         self,

@@ -18,6 +18,7 @@ from dynaorm import _transport
 from dynaorm._transport import Transport, reset_in_memory
 from dynaorm.errors import (
     ConditionFailed,
+    DefinitionError,
     ServiceError,
     TableNotFound,
     Throttled,
@@ -274,6 +275,23 @@ def test_prefixed_table_is_usable(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
     assert transport.call("ListTables", {})["TableNames"] == ["ci-things"]
+
+
+def test_a_short_logical_name_is_valid_when_the_prefix_makes_it_long_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dynaorm import Table  # noqa: PLC0415 - only this test declares tables
+
+    monkeypatch.delenv("DYNAMODB_TABLE_PREFIX", raising=False)
+    pm = Table("pm")  # refused before: the 3-character rule is the physical name's
+    assert Transport(table_prefix="dev_").table_name(pm.name) == "dev_pm"
+    with pytest.raises(DefinitionError, match=r"'pm' with prefix '' is named 'pm'") as caught:
+        Transport().table_name(pm.name)
+    assert caught.value.value == "pm"
+    with pytest.raises(DefinitionError, match="dev pm"):
+        Transport(table_prefix="dev ").table_name("pm")
+    with pytest.raises(DefinitionError, match="1-255 characters"):
+        Table("")
 
 
 @pytest.mark.parametrize(
