@@ -16,9 +16,10 @@ caller's object only once the write succeeded (like the version bump).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from dynaorm.errors import DefinitionError
@@ -26,7 +27,7 @@ from dynaorm.errors import DefinitionError
 if TYPE_CHECKING:
     from dynaorm._entity import Entity, EntityInfo
 
-__all__ = ["Stamps", "apply", "check_options", "clock", "now", "stamped", "stamps_for"]
+__all__ = ["Stamps", "apply", "check_options", "now", "stamped", "stamps_for", "use_clock"]
 
 Stamps = dict[str, dt.datetime]
 
@@ -37,14 +38,28 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-# The clock every write reads. Tests replace it (`monkeypatch.setattr(dynaorm._timestamps,
-# "clock", ...)`, or `dynaorm.testing.frozen_clock`); it must return aware datetimes.
-clock: Callable[[], dt.datetime] = _utc_now
+class _Clock:
+    """The clock every write reads; process-wide, replaced in tests with `use_clock`."""
+
+    source: Callable[[], dt.datetime] = staticmethod(_utc_now)
+
+
+@contextlib.contextmanager
+def use_clock(source: Callable[[], dt.datetime]) -> Iterator[None]:
+    """Stamp timestamps with `source()` (timezone-aware datetimes) inside the block.
+
+    Process-wide, like the system clock it stands in for: meant for tests.
+    """
+    previous, _Clock.source = _Clock.source, source
+    try:
+        yield
+    finally:
+        _Clock.source = previous
 
 
 def now() -> dt.datetime:
     """The clock's time in UTC; a naive time is refused (its zone would be a guess)."""
-    value = clock()
+    value = _Clock.source()
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise DefinitionError(
             f"the timestamp clock returned {value!r}; it must return timezone-aware "

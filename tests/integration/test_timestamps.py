@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import dynaorm._timestamps
 from dynaorm import Entity, Index, Session, Table
 from dynaorm.errors import ConditionFailed, DefinitionError, TransactionCanceled
+from dynaorm.testing import use_clock
 from tests.dynamodb_local import Backend
 
 from .conftest import Recorder
@@ -74,10 +75,10 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock() -> Iterator[Clock]:
     clock = Clock(T0)
-    monkeypatch.setattr(dynaorm._timestamps, "clock", clock)
-    return clock
+    with use_clock(clock):
+        yield clock
 
 
 _tables = itertools.count()
@@ -286,6 +287,12 @@ def backend_sessions(db: Session, dynamodb_backend: Backend) -> Iterator[tuple[S
     yield pair
     for session in pair:
         session.transport.close()
+
+
+def test_use_clock_restores_the_system_clock() -> None:
+    with use_clock(lambda: T0):
+        assert dynaorm._timestamps.now() == T0
+    assert dynaorm._timestamps.now() > T0
 
 
 def test_a_naive_clock_is_refused(db: Session, clock: Clock) -> None:
