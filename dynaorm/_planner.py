@@ -294,8 +294,11 @@ def plan_update(
 def _stamp_changes(
     info: EntityInfo, changes: FieldChanges, basis: Loaded | None
 ) -> tuple[FieldChanges, dict[str, Any]]:
-    """An update also sets `updated=` (unless it sets that field itself)."""
-    if info.updated is None or info.updated in changes.touched_fields():
+    """An update also sets `updated=` (unless it sets that field itself). An update with
+    no changes (not even a version bump) stays refused, not turned into a timestamp write."""
+    touched = changes.touched_fields()
+    empty = not touched and info.version is None
+    if info.updated is None or empty or info.updated in touched:
         return changes, {}
     stamps = stamps_for(info, basis.values if basis else {}, whole=False)
     assign: dict[str | Path, Any] = dict(changes.assign)

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import Field
 
 import dynaorm._timestamps
 from dynaorm import Entity, Index, Session, Table
-from dynaorm.errors import ConditionFailed, DefinitionError, TransactionCanceled
+from dynaorm.errors import ConditionFailed, DefinitionError, ExpressionError, TransactionCanceled
 from dynaorm.testing import use_clock
 from tests.dynamodb_local import Backend
 
@@ -58,6 +59,17 @@ class Note(
     text: str
     created_at: dt.datetime
     updated_at: dt.datetime | None = None
+
+
+class Stamped(Entity, table=stamps, created="created_at", updated="updated_at"):
+    """An abstract base: its subclasses inherit the timestamp options."""
+
+    created_at: dt.datetime | None = Field(default=None, alias="createdAt")
+    updated_at: dt.datetime | None = Field(default=None, alias="updatedAt")
+
+
+class Aliased(Stamped, pk="ALIASED#{doc_id}", sk="A"):
+    doc_id: str
 
 
 class Clock:
@@ -161,6 +173,34 @@ def test_update_by_key_stamps_updated(db: Session, clock: Clock) -> None:
     t1 = clock.tick()
     note = db.update(Note.key(doc_id="d1", created_at=T0), set={"text": "b"})
     assert (note.text, note.created_at, note.updated_at) == ("b", T0, t1)
+
+
+def test_an_update_with_no_changes_is_still_refused(
+    db: Session, calls: Recorder, clock: Clock
+) -> None:
+    db.create(Note(doc_id="d1", text="a", created_at=T0))
+    clock.tick()
+    calls.clear()
+    with pytest.raises(ExpressionError, match="at least one action"):
+        db.update(Note.key(doc_id="d1", created_at=T0))
+    assert calls.operations() == []
+
+
+def test_an_empty_update_of_a_versioned_entity_bumps_and_stamps(db: Session, clock: Clock) -> None:
+    db.create(Doc(doc_id="d1", title="a"))
+    t1 = clock.tick()
+    doc = db.update(stored(db))
+    assert (doc.version, doc.updated_at) == (2, t1)
+
+
+def test_aliased_fields_and_an_abstract_base_carry_the_options(db: Session, clock: Clock) -> None:
+    db.create(Aliased(doc_id="d1"))
+    item = db.transport.call(
+        "GetItem",
+        {"TableName": db.table_name(stamps), "Key": Aliased.key(doc_id="d1").to_dynamodb()},
+    )["Item"]
+    assert item["createdAt"] == item["updatedAt"] == {"S": "2025-01-01T12:00:00.000000+00:00"}
+    assert Aliased.__dynaorm__.updated == "updated_at"
 
 
 def test_an_explicit_updated_value_wins(db: Session, clock: Clock) -> None:
