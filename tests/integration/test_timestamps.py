@@ -412,3 +412,30 @@ def test_bad_timestamp_options_are_refused_at_class_definition(
         class Bad(Entity, table=Table("bad"), **keys):  # type: ignore[call-arg]
             x: str
             at: annotation  # type: ignore[valid-type]
+
+
+def test_the_exact_update_request_sets_updated_at(
+    db: Session, calls: Recorder, clock: Clock
+) -> None:
+    db.create(Note(doc_id="d1", text="a", created_at=T0))
+    clock.tick()
+    calls.clear()
+    db.update(Note.key(doc_id="d1", created_at=T0), set={"text": "b"})
+    assert calls.calls == [
+        (
+            "UpdateItem",
+            {
+                "TableName": db.table_name(stamps),
+                "Key": {"PK": {"S": "DOC#d1"}, "SK": {"S": "NOTE#2025-01-01T12:00:00.000000Z"}},
+                "UpdateExpression": "SET #n0 = :v0, #n1 = :v1",
+                "ExpressionAttributeNames": {"#n0": "text", "#n1": "updated_at", "#n2": "PK"},
+                "ExpressionAttributeValues": {
+                    ":v0": {"S": "b"},
+                    ":v1": {"S": "2025-01-01T12:00:01.000000+00:00"},
+                },
+                "ConditionExpression": "attribute_exists(#n2)",
+                "ReturnValues": "ALL_NEW",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            },
+        )
+    ]
