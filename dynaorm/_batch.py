@@ -12,6 +12,7 @@ from dynaorm._compiler import schema_of
 from dynaorm._entity import Entity, Key
 from dynaorm._items import entity_from_item, entity_to_item
 from dynaorm._retry import Backoff
+from dynaorm._timestamps import Stamps, stamped, stamps_for
 from dynaorm.errors import (
     BatchIncomplete,
     DefinitionError,
@@ -51,13 +52,20 @@ class BatchRunner:
 
     def write(self, put: list[Entity], delete: list[Entity | Key]) -> None:
         requests: list[tuple[Ident, dict[str, Any], Entity | Key]] = []
+        stamps: dict[Ident, Stamps] = {}  # set on the caller's objects once written
         for entity in put:
-            requests.append(self._put_request(entity))
+            info = type(entity).__dynaorm__
+            stamps_now = stamps_for(info, entity, whole=True)
+            requests.append(self._put_request(entity, stamped(entity, stamps_now)))
+            stamps[requests[-1][0]] = stamps_now
         for target in delete:
             requests.append(self._delete_request(target))
         _refuse_duplicates([ident for ident, _, _ in requests])
         plan = self._plan()
         failures = self._drive(plan.write({ident: body for ident, body, _ in requests}))
+        for ident, _, target in requests:
+            if ident not in failures and ident in stamps:
+                target.__dict__.update(stamps[ident])
         if not failures:
             return
         targets = {ident: target for ident, _, target in requests}
@@ -70,10 +78,12 @@ class BatchRunner:
             written=[target for ident, _, target in requests if ident not in failures],
         )
 
-    def _put_request(self, entity: Entity) -> tuple[Ident, dict[str, Any], Entity | Key]:
+    def _put_request(
+        self, entity: Entity, written: Entity
+    ) -> tuple[Ident, dict[str, Any], Entity | Key]:
         info = type(entity).__dynaorm__
         _refuse_guarded(info.name, bool(info.unique), info.version)
-        item = entity_to_item(entity)
+        item = entity_to_item(written)
         table = self._physical(type(entity))
         ident = (table, item[info.table.partition_key]["S"], item[info.table.sort_key]["S"])
         return ident, {"PutRequest": {"Item": item}}, entity

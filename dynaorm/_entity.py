@@ -22,6 +22,7 @@ from dynaorm._crypto import check_encrypted, encrypted_fields
 from dynaorm._expressions import Path
 from dynaorm._keys import KeyTemplate, literal_problem
 from dynaorm._schema import Index, Projection, Table
+from dynaorm._timestamps import check_options
 from dynaorm.errors import DefinitionError, KeyEncodingError, UnknownFieldError
 
 __all__ = ["Entity", "EntityIndex", "EntityInfo", "Key"]
@@ -96,6 +97,9 @@ class EntityInfo:
     omit_none: frozenset[str] = frozenset()
     # Fields declared Annotated[..., Encrypted()]: stored as envelopes (see _crypto).
     encrypted: frozenset[str] = frozenset()
+    # The created= / updated= timestamp fields (see _timestamps).
+    created: str | None = None
+    updated: str | None = None
 
     def key_from_entity(self, entity: Entity) -> Key:
         values = {name: getattr(entity, name) for name in self.pk.fields + self.sk.fields}
@@ -167,6 +171,8 @@ class Entity(BaseModel, metaclass=_EntityMeta):
         unique: tuple[str | tuple[str, ...], ...] | str = (),
         version: str | None = None,
         type_name: str | None = None,
+        created: str | None = None,
+        updated: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -178,6 +184,8 @@ class Entity(BaseModel, metaclass=_EntityMeta):
             "unique": unique or None,
             "version": version,
             "type_name": type_name,
+            "created": created,
+            "updated": updated,
         }
         # Key templates and names belong to one class; table and guarantees inherit.
         for name in ("pk", "sk", "type_name"):
@@ -322,6 +330,9 @@ def _build_info(
     )
     for index_name, index in indexes.items():
         info.indexes[index_name] = _bind_index(cls, name, index_name, index, annotations)
+    info.created, info.updated = check_options(
+        name, options.get("created"), options.get("updated"), annotations, pk.fields + sk.fields
+    )
     check_encrypted(info)
     return info
 

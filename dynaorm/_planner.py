@@ -16,6 +16,7 @@ Sans-I/O: plans in, `Step`s of `Action`s out; no transport is imported here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from dynaorm._conditions import Comparison, Condition, Value, and_
 from dynaorm._entity import Entity, EntityInfo, Key
 from dynaorm._expressions import Path
 from dynaorm._items import entity_to_item
+from dynaorm._timestamps import apply, stamped, stamps_for
 from dynaorm._update import Update
 from dynaorm._writes import (
     Action,
@@ -136,6 +138,18 @@ def _bump(entity: Entity | None, version: int | None) -> Callable[[], None] | No
     return lambda: setattr(entity, field, version + 1)
 
 
+def _then(*callbacks: Callable[[], None] | None) -> Callable[[], None] | None:
+    chosen = [c for c in callbacks if c is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    def run_all() -> None:
+        for callback in chosen:
+            callback()
+
+    return run_all
+
+
 def _with_version(entity: Entity, version: int | None) -> Entity:
     info = type(entity).__dynaorm__
     if info.version is None or version is None:
@@ -199,8 +213,9 @@ def plan_put(
         _relied_condition(info, relied),
         Path(info.table.partition_key).not_exists() if absent else None,
     )
+    stamps = stamps_for(info, entity, whole=True)
     action = put_action(
-        _with_version(entity, version),
+        stamped(_with_version(entity, version), stamps),
         name,
         must_not_exist=create,
         condition=and_(condition, checks),
@@ -208,7 +223,7 @@ def plan_put(
     )
     action = _expect(action, info, version=expected, relied=relied, absent=absent, user=condition)
     guards = guard_actions(info, name, action.purpose.key, old, new)
-    return Step([action, *guards], _bump(entity, version))
+    return Step([action, *guards], _then(_bump(entity, version), apply(entity, stamps)))
 
 
 def plan_delete(key: Key, name: str, condition: Condition | None, loaded: Loaded | None) -> Step:
@@ -243,9 +258,10 @@ def plan_update(
 ) -> Step:
     """An explicit update; `basis` is the state it was planned from (None: a bare key)."""
     info = key.entity.__dynaorm__
-    touched = changes.touched_fields()
-    if info.version is not None and info.version in touched:
+    if info.version is not None and info.version in changes.touched_fields():
         raise _version_field(info, key)
+    changes, stamps = _stamp_changes(info, changes, basis)
+    touched = changes.touched_fields()
     update, new_values = build_update(info, changes, key)
     current = basis.values if basis else None
     schema = schema_of(info.table)
@@ -272,7 +288,22 @@ def plan_update(
     action = update_action(key, name, update, condition=and_(condition, checks))
     sets = _plain_sets(changes, new_values)
     action = _expect(action, info, version=version, relied=relied, user=condition, sets=sets)
-    return Step([action, *guards], _bump(refresh, version), refresh)
+    return Step([action, *guards], _then(_bump(refresh, version), apply(refresh, stamps)), refresh)
+
+
+def _stamp_changes(
+    info: EntityInfo, changes: FieldChanges, basis: Loaded | None
+) -> tuple[FieldChanges, dict[str, Any]]:
+    """An update also sets `updated=` (unless it sets that field itself). An update with
+    no changes (not even a version bump) stays refused, not turned into a timestamp write."""
+    touched = changes.touched_fields()
+    empty = not touched and info.version is None
+    if info.updated is None or empty or info.updated in touched:
+        return changes, {}
+    stamps = stamps_for(info, basis.values if basis else {}, whole=False)
+    assign: dict[str | Path, Any] = dict(changes.assign)
+    assign.update(stamps)
+    return dataclasses.replace(changes, assign=assign), stamps
 
 
 def _version_field(info: EntityInfo, key: Key) -> ExpressionError:
@@ -295,6 +326,9 @@ def plan_changed_fields(entity: Entity, loaded: Loaded, changed: list[str], name
     info = type(entity).__dynaorm__
     if info.version is not None and info.version in changed:
         raise _version_field(info, loaded.key)
+    original = entity
+    stamps = {} if info.updated in changed else stamps_for(info, loaded.values, whole=False)
+    entity, changed = stamped(entity, stamps), [*changed, *stamps]
     # The full item says how each field is stored (TTL seconds, empty sets omitted) and
     # checks the item's size, exactly as a Put of this object would.
     item = entity_to_item(entity)
@@ -323,7 +357,7 @@ def plan_changed_fields(entity: Entity, loaded: Loaded, changed: list[str], name
     checks = and_(_version_check(info, version), _relied_condition(info, relied))
     action = update_action(loaded.key, name, update, condition=checks)
     action = _expect(action, info, version=version, relied=relied, sets=new_values)
-    return Step([action, *guards], _bump(entity, version))
+    return Step([action, *guards], _then(_bump(original, version), apply(original, stamps)))
 
 
 def plan_move(entity: Entity, loaded: Loaded, name: str) -> Step:
@@ -333,9 +367,11 @@ def plan_move(entity: Entity, loaded: Loaded, name: str) -> Step:
     checks = and_(_version_check(info, loaded.version), _relied_condition(info, relied))
     delete = delete_action(loaded.key, name, condition=checks)
     delete = _expect(delete, info, version=loaded.version, relied=relied)
-    put = put_action(_with_version(entity, loaded.version), name, must_not_exist=True)
+    stamps = stamps_for(info, entity, whole=True)
+    written = stamped(_with_version(entity, loaded.version), stamps)
+    put = put_action(written, name, must_not_exist=True)
     old_owner, new_owner = (loaded.key.pk, loaded.key.sk), put.purpose.key
     # Release and claim; a guard whose value stays is merged into one owner transfer.
     guards = guard_actions(info, name, old_owner, loaded.unique, None)
     guards += guard_actions(info, name, new_owner, None, unique_values(entity))
-    return Step([delete, put, *guards], _bump(entity, loaded.version))
+    return Step([delete, put, *guards], _then(_bump(entity, loaded.version), apply(entity, stamps)))
