@@ -13,13 +13,19 @@ from dynaorm._keys import KeyTemplate
 from dynaorm._lock import LockedIndex, table_lock
 from dynaorm._overlap import example_key, prefix_overlaps, templates_overlap
 from dynaorm._placement import LockConflict, Source, place_indexes
-from dynaorm._schema import Projection, Table
-from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError
+from dynaorm._schema import Collection, Projection, Table
+from dynaorm.errors import (
+    DefinitionError,
+    KeyCollisionError,
+    KeyDecodingError,
+    KeyEncodingError,
+)
 
 if TYPE_CHECKING:
     from dynaorm._entity import Entity, EntityIndex, EntityInfo, Key
 
 __all__ = [
+    "CollectionPlan",
     "CompiledEntity",
     "CompiledIndex",
     "CompiledSchema",
@@ -93,6 +99,34 @@ class QueryPlan:
 
 
 @dataclass(frozen=True)
+class CollectionPlan:
+    """One Query for a collection: the partition to read and each member's sort side.
+
+    An item counts for a member only if its type is the member's and its sort value
+    fits the member's sort template (or equals its fixed sort value), so one member's
+    items are never taken for another's.
+    """
+
+    index_name: str | None
+    pk_attribute: str
+    pk_value: str
+    sk_attribute: str
+    members: Mapping[str, KeyTemplate | str]
+
+    def accepts(self, type_name: str, sort_value: str | None) -> bool:
+        side = self.members.get(type_name)
+        if side is None or sort_value is None:
+            return False
+        if isinstance(side, str):
+            return sort_value == side
+        try:
+            side.decode(sort_value)
+        except KeyDecodingError:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
 class CompiledSchema:
     """The physical schema of one table, computed from every registered entity."""
 
@@ -147,6 +181,39 @@ class CompiledSchema:
             sk_condition=condition,
             type_filter=info.name if neighbours else None,
             entity=target,
+        )
+
+    def plan_collection(self, collection: Collection, slots: Mapping[str, Any]) -> CollectionPlan:
+        """The partition a collection reads and how its items are told apart."""
+        from dynaorm._entity import EntityIndex  # noqa: PLC0415 - runtime isinstance only
+
+        first = collection.members[0]
+        owner = collection.entities[0].__dynaorm__.name
+        members: dict[str, KeyTemplate | str] = {}
+        gsis: dict[str, str] = {}
+        for member in collection.members:
+            if isinstance(member, EntityIndex):
+                placed = self.entities[member.entity.__dynaorm__.name].indexes[member.name]
+                gsis[placed.gsi] = repr(member)
+                members[placed.entity_name] = placed.sort_side
+            else:
+                members[member.__dynaorm__.name] = member.__dynaorm__.sk
+        if len(gsis) > 1:
+            raise DefinitionError(
+                f"{collection.describe()}: its indexes sit on {sorted(gsis)}, not one GSI "
+                "(a schema lock keeps them apart); move them with `dynaorm schema "
+                "module:table --lock --force` and `dynaorm migrate`",
+                entity=owner,
+                value=sorted(gsis),
+            )
+        pk = first.pk if isinstance(first, EntityIndex) else first.__dynaorm__.pk
+        gsi = next(iter(gsis), None)
+        return CollectionPlan(
+            index_name=gsi,
+            pk_attribute=f"{gsi}PK" if gsi else self.table.partition_key,
+            pk_value=_partition_value(owner, pk, slots),
+            sk_attribute=f"{gsi}SK" if gsi else self.table.sort_key,
+            members=members,
         )
 
     def _plan_index(
