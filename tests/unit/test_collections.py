@@ -6,9 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dynaorm import Collection, Entity, Index, Table, schema_of
-from dynaorm._compiler import compile_table
+from dynaorm._compiler import CollectionPlan, compile_table
 from dynaorm._lock import LockedIndex
 from dynaorm.errors import DefinitionError, SchemaLockError
 
@@ -161,3 +163,28 @@ def test_the_sort_side_tells_members_apart() -> None:
     assert not plan.accepts("Repository", "ISSUE#2024-01-01T00:00:00.000000Z#00001")
     assert not plan.accepts("Issue", "REPO#r1")
     assert not plan.accepts("User", None) and not plan.accepts("Comment", "User")
+
+
+_SIDES_TABLE = _models("sides-property")
+
+
+@given(
+    repo=st.text(min_size=0, max_size=12),
+    number=st.integers(min_value=0, max_value=10**9),
+    opened=st.datetimes(timezones=st.just(dt.timezone.utc)),
+)
+def test_each_members_sort_values_are_its_own(repo: str, number: int, opened: dt.datetime) -> None:
+    """Whatever the slot values (hostile text included), a member's encoded sort value is
+    accepted for that member and for no other one."""
+    table, User, Repository, Issue = _SIDES_TABLE
+    owned = Collection(User.by_owner, Repository.by_owner, Issue.by_creator)
+    plan: CollectionPlan = schema_of(table).plan_collection(owned, {"owner": "ann"})
+    values = {"repo": repo, "number": number, "opened": opened}
+    written = {
+        "User": "User",
+        "Repository": Repository.by_owner.sk.encode(values),
+        "Issue": Issue.by_creator.sk.encode(values),
+    }
+    for writer, sort_value in written.items():
+        takers = [name for name in written if plan.accepts(name, sort_value)]
+        assert takers == [writer]
