@@ -9,17 +9,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dynaorm._bounds import KeyCondition
 from dynaorm._entity import GUARD_SORT_KEY
-from dynaorm._keys import KeyTemplate
+from dynaorm._keys import KeyTemplate, LiteralSegment
 from dynaorm._lock import LockedIndex, table_lock
 from dynaorm._overlap import example_key, prefix_overlaps, templates_overlap
 from dynaorm._placement import LockConflict, Source, place_indexes
-from dynaorm._schema import Projection, Table
-from dynaorm.errors import DefinitionError, KeyCollisionError, KeyEncodingError
+from dynaorm._schema import Collection, Projection, Table
+from dynaorm._slots import SEPARATOR
+from dynaorm.errors import (
+    DefinitionError,
+    KeyCollisionError,
+    KeyEncodingError,
+)
 
 if TYPE_CHECKING:
     from dynaorm._entity import Entity, EntityIndex, EntityInfo, Key
 
 __all__ = [
+    "CollectionPlan",
     "CompiledEntity",
     "CompiledIndex",
     "CompiledSchema",
@@ -93,6 +99,38 @@ class QueryPlan:
 
 
 @dataclass(frozen=True)
+class CollectionPlan:
+    """One Query for a collection: the partition to read and each member's sort shape.
+
+    An item counts for a member only if its type is the member's and its sort value has
+    the member's segments (as many, with the same literals in place; `None` marks a
+    slot), so one member's items are never taken for another's. Comparing the shape
+    rather than decoding every slot keeps a 50-item read from paying 50 decodes.
+    """
+
+    index_name: str | None
+    pk_attribute: str
+    pk_value: str
+    sk_attribute: str
+    members: Mapping[str, tuple[str | None, ...]]
+
+    def accepts(self, type_name: str, sort_value: str | None) -> bool:
+        shape = self.members.get(type_name)
+        if shape is None or sort_value is None:
+            return False
+        parts = sort_value.split(SEPARATOR)
+        return len(parts) == len(shape) and all(
+            literal is None or literal == part for literal, part in zip(shape, parts, strict=True)
+        )
+
+
+def _sort_shape(side: KeyTemplate | str) -> tuple[str | None, ...]:
+    if isinstance(side, str):
+        return tuple(side.split(SEPARATOR))
+    return tuple(s.text if isinstance(s, LiteralSegment) else None for s in side.segments)
+
+
+@dataclass(frozen=True)
 class CompiledSchema:
     """The physical schema of one table, computed from every registered entity."""
 
@@ -147,6 +185,39 @@ class CompiledSchema:
             sk_condition=condition,
             type_filter=info.name if neighbours else None,
             entity=target,
+        )
+
+    def plan_collection(self, collection: Collection, slots: Mapping[str, Any]) -> CollectionPlan:
+        """The partition a collection reads and how its items are told apart."""
+        from dynaorm._entity import EntityIndex  # noqa: PLC0415 - runtime isinstance only
+
+        first = collection.members[0]
+        owner = collection.entities[0].__dynaorm__.name
+        members: dict[str, tuple[str | None, ...]] = {}
+        gsis: dict[str, str] = {}
+        for member in collection.members:
+            if isinstance(member, EntityIndex):
+                placed = self.entities[member.entity.__dynaorm__.name].indexes[member.name]
+                gsis[placed.gsi] = repr(member)
+                members[placed.entity_name] = _sort_shape(placed.sort_side)
+            else:
+                members[member.__dynaorm__.name] = _sort_shape(member.__dynaorm__.sk)
+        if len(gsis) > 1:
+            raise DefinitionError(
+                f"{collection.describe()}: its indexes sit on {sorted(gsis)}, not one GSI "
+                "(a schema lock keeps them apart); move them with `dynaorm schema "
+                "module:table --lock --force` and `dynaorm migrate`",
+                entity=owner,
+                value=sorted(gsis),
+            )
+        pk = first.pk if isinstance(first, EntityIndex) else first.__dynaorm__.pk
+        gsi = next(iter(gsis), None)
+        return CollectionPlan(
+            index_name=gsi,
+            pk_attribute=f"{gsi}PK" if gsi else self.table.partition_key,
+            pk_value=_partition_value(owner, pk, slots),
+            sk_attribute=f"{gsi}SK" if gsi else self.table.sort_key,
+            members=members,
         )
 
     def _plan_index(

@@ -229,7 +229,11 @@ def lock_drift(schema: CompiledSchema, lock: Mapping[str, LockedIndex]) -> list[
         elif _normal(locked) != _normal(
             LockedIndex(p.gsi, p.pk_attribute, p.sk_attribute, p.index.projection)
         ):
-            why = {"pinned": "pinned with gsi=", "rule": "by the placement rule"}.get(p.source)
+            why = {
+                "pinned": "pinned with gsi=",
+                "rule": "by the placement rule",
+                "collection": "placed with its collection",
+            }.get(p.source)
             lines.append(
                 f"! {name}: the lock places it on {locked.describe()}, the schema on "
                 f"{_where(p)} ({why})"

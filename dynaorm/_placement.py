@@ -13,6 +13,11 @@ entities, or reordering `Index` lines, never moves an index:
 Indexes of different entities that land on one GSI share it (GSI overloading). Their
 projections cannot differ: that only happens through a pin or a lock, and is refused
 rather than resolved by moving one of them.
+
+The indexes of a `Collection` are placed together, before that rule, on one GSI: the one
+a member is pinned to, else the one the lock gives its first locked member, else the
+lowest-numbered GSI that no member entity holds with another pinned or locked index.
+For the rule and the lock they then count as pinned there (source "collection").
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from dynaorm._lock import LockedIndex
-from dynaorm._schema import Projection, Table
+from dynaorm._schema import Collection, Projection, Table
 from dynaorm.errors import DefinitionError, SchemaLockError
 
 if TYPE_CHECKING:
@@ -38,7 +43,9 @@ __all__ = [
     "place_indexes",
 ]
 
-Source = Literal["rule", "pinned", "locked"]
+Source = Literal["rule", "pinned", "locked", "collection"]
+# entity type name -> index name -> (GSI, the collection that puts it there)
+Together = dict[str, dict[str, tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,9 @@ def place_indexes(
     """Every index's GSI, in declaration order, and the lock entries not honoured."""
     placements: list[Placement] = []
     conflicts: list[LockConflict] = []
+    together = place_collections(table, infos, lock or {})
     for info in infos:
-        placed, refused = _place_entity(table, info, lock or {})
+        placed, refused = _place_entity(table, info, lock or {}, together.get(info.name, {}))
         placements += placed
         conflicts += refused
     _check_shared(placements)
@@ -119,7 +127,10 @@ def place_indexes(
 
 
 def _place_entity(
-    table: Table, info: EntityInfo, lock: Mapping[str, LockedIndex]
+    table: Table,
+    info: EntityInfo,
+    lock: Mapping[str, LockedIndex],
+    together: Mapping[str, tuple[str, str]],
 ) -> tuple[list[Placement], list[LockConflict]]:
     chosen: dict[str, tuple[str, Source]] = {}
     users: dict[str, str] = {}  # GSI -> the index of this entity on it
@@ -129,13 +140,18 @@ def _place_entity(
         if index.gsi is not None:
             _take(info, index, index.gsi, users)
             chosen[index.name] = (index.gsi, "pinned")
+        elif index.name in together:
+            _take(info, index, together[index.name][0], users)
+            chosen[index.name] = (together[index.name][0], "collection")
     for index in by_name:
         locked = lock.get(f"{info.name}.{index.name}")
         if locked is None:
             continue
-        reason = _lock_problem(index, locked, users)
+        reason = _lock_problem(index, locked, users, together.get(index.name))
         if reason is not None:
             refused[index.name] = (locked, reason)
+        elif index.name in chosen:
+            continue
         elif index.gsi is None:
             users[locked.gsi] = index.name
             chosen[index.name] = (locked.gsi, "locked")
@@ -160,8 +176,9 @@ def _place_entity(
 def _take(info: EntityInfo, index: EntityIndex, gsi: str, users: dict[str, str]) -> None:
     other = users.get(gsi)
     if other is not None:
+        how = "pinned to" if index.gsi is not None else "placed by its collection on"
         raise DefinitionError(
-            f"{info.name}.{index.name} is pinned to {gsi}, which {info.name}.{other} "
+            f"{info.name}.{index.name} is {how} {gsi}, which {info.name}.{other} "
             "already uses; an item holds one key per GSI",
             entity=info.name,
             field=index.name,
@@ -170,10 +187,18 @@ def _take(info: EntityInfo, index: EntityIndex, gsi: str, users: dict[str, str])
     users[gsi] = index.name
 
 
-def _lock_problem(index: EntityIndex, locked: LockedIndex, users: Mapping[str, str]) -> str | None:
+def _lock_problem(
+    index: EntityIndex,
+    locked: LockedIndex,
+    users: Mapping[str, str],
+    together: tuple[str, str] | None,
+) -> str | None:
     """Why the declaration cannot stay where the lock puts it, or None."""
     if index.gsi is not None:
         return None if index.gsi == locked.gsi else f"it is pinned with gsi={index.gsi!r}"
+    if together is not None:
+        gsi, collection = together
+        return None if gsi == locked.gsi else f"{collection} places it on {gsi}"
     if normal_projection(index.projection) != normal_projection(locked.projection):
         return f"it now projects {_show(index.projection)}"
     if (locked.pk_attribute, locked.sk_attribute) != (f"{locked.gsi}PK", f"{locked.gsi}SK"):
@@ -200,3 +225,105 @@ def _check_shared(placements: Sequence[Placement]) -> None:
                 field=placed.index.name,
                 value=placed.gsi,
             )
+
+
+def place_collections(
+    table: Table, infos: Sequence[EntityInfo], lock: Mapping[str, LockedIndex]
+) -> Together:
+    """The GSI of every index that is a member of a collection (see the module docstring)."""
+    current = {info.cls for info in infos}
+    together: Together = {}
+    collections = [c for c in table.collections if all(e in current for e in c.entities)]
+    for collection in sorted(collections, key=lambda c: [repr(m) for m in c.members]):
+        members = [m for m in collection.members if not isinstance(m, type)]
+        gsi = _collection_gsi(table, collection, members, lock, together)
+        for index in members:
+            together.setdefault(index.entity.__dynaorm__.name, {})[index.name] = (
+                gsi,
+                collection.describe(),
+            )
+    return together
+
+
+def _collection_gsi(
+    table: Table,
+    collection: Collection,
+    members: Sequence[EntityIndex],
+    lock: Mapping[str, LockedIndex],
+    together: Together,
+) -> str:
+    busy = _busy(members, lock, together)
+    fixed = {gsi: f"{index!r} ({why})" for index in members for gsi, why in _fixed(index, together)}
+    if len(fixed) > 1:
+        raise DefinitionError(
+            f"{collection.describe()}: its indexes are already placed on different GSIs "
+            f"({', '.join(f'{v} on {k}' for k, v in sorted(fixed.items()))}); a collection "
+            "is one Query on one GSI",
+            entity=members[0].entity.__dynaorm__.name,
+            value=sorted(fixed),
+        )
+    if fixed:
+        gsi = next(iter(fixed))
+    else:
+        locked = [
+            lock[f"{i.entity.__dynaorm__.name}.{i.name}"] for i in members if _in_lock(i, lock)
+        ]
+        gsi = locked[0].gsi if locked else _lowest_free(table, members[0].projection, busy)
+    for index in members:
+        other = busy.get(index.entity.__dynaorm__.name, {}).get(gsi)
+        if other is not None and other != index.name:
+            raise DefinitionError(
+                f"{collection.describe()} needs {gsi} for {index!r}, where "
+                f"{index.entity.__dynaorm__.name}.{other} is pinned or locked; an item holds "
+                "one key per GSI: move that index with gsi= or pin the collection elsewhere",
+                entity=index.entity.__dynaorm__.name,
+                field=index.name,
+                value=gsi,
+            )
+    return gsi
+
+
+def _fixed(index: EntityIndex, together: Together) -> list[tuple[str, str]]:
+    """Where a pin or an earlier collection already puts this member."""
+    placed = together.get(index.entity.__dynaorm__.name, {}).get(index.name)
+    found = [(index.gsi, "pinned")] if index.gsi is not None else []
+    return found + ([(placed[0], placed[1])] if placed is not None else [])
+
+
+def _lock_entry(index: EntityIndex, lock: Mapping[str, LockedIndex]) -> LockedIndex:
+    return lock[f"{index.entity.__dynaorm__.name}.{index.name}"]
+
+
+def _in_lock(index: EntityIndex, lock: Mapping[str, LockedIndex]) -> bool:
+    locked = lock.get(f"{index.entity.__dynaorm__.name}.{index.name}")
+    return locked is not None and normal_projection(locked.projection) == normal_projection(
+        index.projection
+    )
+
+
+def _busy(
+    members: Sequence[EntityIndex], lock: Mapping[str, LockedIndex], together: Together
+) -> dict[str, dict[str, str]]:
+    """Per member entity, the GSIs its other pinned, locked or grouped indexes hold."""
+    busy: dict[str, dict[str, str]] = {}
+    for entity in {index.entity for index in members}:
+        info = entity.__dynaorm__
+        held = busy.setdefault(info.name, {})
+        for index in info.indexes.values():
+            locked = lock.get(f"{info.name}.{index.name}")
+            grouped = together.get(info.name, {}).get(index.name)
+            for gsi in (index.gsi, locked.gsi if locked else None, grouped and grouped[0]):
+                if gsi is not None:
+                    held.setdefault(gsi, index.name)
+    return busy
+
+
+def _lowest_free(
+    table: Table, projection: Projection, busy: Mapping[str, Mapping[str, str]]
+) -> str:
+    number = 1
+    while any(
+        auto_gsi_name(table.gsi_prefix, projection, number) in held for held in busy.values()
+    ):
+        number += 1
+    return auto_gsi_name(table.gsi_prefix, projection, number)

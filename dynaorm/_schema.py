@@ -15,7 +15,7 @@ from dynaorm._keys import KeyTemplate, SlotSegment
 from dynaorm.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from dynaorm._entity import Entity
+    from dynaorm._entity import Entity, EntityIndex
     from dynaorm._streams import StreamChange
 
 __all__ = ["Collection", "Index", "Projection", "Table"]
@@ -116,6 +116,8 @@ class Table:
         if encryption is not None:
             self.use_encryption(encryption)
         self._entities: list[type[Entity]] = []
+        # Collections of entity indexes: the compiler places each one's members together.
+        self._collections: dict[tuple[str, ...], Collection] = {}
         self._lock = threading.Lock()
         # Filled by dynaorm._compiler; reset whenever an entity registers.
         self._compiled: Any = None
@@ -151,6 +153,19 @@ class Table:
                 if (e.__module__, e.__qualname__) != (entity.__module__, entity.__qualname__)
             ]
             self._entities.append(entity)
+            self._compiled = None
+
+    @property
+    def collections(self) -> tuple[Collection, ...]:
+        """Collections of entity indexes declared over this table's current entities."""
+        current = set(self._entities)
+        return tuple(c for c in self._collections.values() if all(e in current for e in c.entities))
+
+    def _register_collection(self, collection: Collection) -> None:
+        key = tuple(repr(m) for m in collection.members)
+        with self._lock:
+            # Keyed by members, so a re-declared collection replaces the earlier one.
+            self._collections[key] = collection
             self._compiled = None
 
     def parse_stream_record(self, record: Mapping[str, Any]) -> StreamChange:
@@ -218,22 +233,44 @@ def _shape(template: KeyTemplate) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True)
 class Collection:
-    """Entities that share one partition-key template, read together with one Query."""
+    """Items of several entities read together with one Query on one partition.
+
+    Members are entities (their primary keys share one partition-key template) or
+    entity indexes (`Collection(User.by_owner, Repository.by_owner)`), which the
+    compiler then places on one GSI; their partition-key templates and projections
+    must agree and their projection must be ALL (a collection decodes whole items).
+    """
 
     entities: tuple[type[Entity], ...]
     name: str | None = field(default=None, compare=False)
+    members: tuple[type[Entity] | EntityIndex, ...] = ()
 
-    def __init__(self, *entities: type[Entity], name: str | None = None) -> None:
-        if not entities:
+    def __init__(self, *members: type[Entity] | EntityIndex, name: str | None = None) -> None:
+        if not members:
             raise DefinitionError("Collection() needs at least one entity")
-        object.__setattr__(self, "entities", tuple(entities))
+        entities = tuple(_member_entity(m) for m in members)
+        object.__setattr__(self, "entities", entities)
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "members", tuple(members))
         self._check()
+        if self.on_index:
+            entities[0].__dynaorm__.table._register_collection(self)
+
+    @property
+    def on_index(self) -> bool:
+        """Whether the members are entity indexes (one GSI) rather than primary keys."""
+        return not isinstance(self.members[0], type)
+
+    def describe(self) -> str:
+        return self.name or f"Collection({', '.join(_member_name(m) for m in self.members)})"
 
     def _check(self) -> None:
         infos = [e.__dynaorm__ for e in self.entities]
-        first = infos[0]
-        for info in infos[1:]:
+        first, first_member = infos[0], self.members[0]
+        names = [i.name for i in infos]
+        if len(set(names)) != len(names):
+            raise DefinitionError(f"Collection lists an entity twice: {names}")
+        for info, member in zip(infos[1:], self.members[1:], strict=True):
             if info.table is not first.table:
                 raise DefinitionError(
                     f"Collection: {first.name} is on table {first.table.name!r} but "
@@ -241,18 +278,69 @@ class Collection:
                     "on one table",
                     entity=info.name,
                 )
-            if _shape(info.pk) != _shape(first.pk):
+            if isinstance(member, type) != isinstance(first_member, type):
                 raise DefinitionError(
-                    f"Collection: {info.name} has partition key {info.pk.source!r} but "
-                    f"{first.name} has {first.pk.source!r}; collection members must share "
+                    f"{self.describe()}: {_member_name(first_member)} and "
+                    f"{_member_name(member)} are read through different indexes (the "
+                    "table's primary key and a GSI); a collection is one Query on one index",
+                    entity=info.name,
+                )
+            if _shape(_member_pk(member)) != _shape(_member_pk(first_member)):
+                raise DefinitionError(
+                    f"Collection: {_member_name(member)} has partition key "
+                    f"{_member_pk(member).source!r} but {_member_name(first_member)} has "
+                    f"{_member_pk(first_member).source!r}; collection members must share "
                     "one partition-key template",
                     entity=info.name,
                 )
-        names = [i.name for i in infos]
-        if len(set(names)) != len(names):
-            raise DefinitionError(f"Collection lists an entity twice: {names}")
+        if self.on_index:
+            _check_index_members(self)
 
     @property
     def slots(self) -> Sequence[str]:
         """The partition-key slot fields a caller must supply."""
-        return self.entities[0].__dynaorm__.pk.fields
+        return _member_pk(self.members[0]).fields
+
+
+def _member_entity(member: object) -> type[Entity]:
+    from dynaorm._entity import Entity, EntityIndex  # noqa: PLC0415 - _entity imports us
+
+    if isinstance(member, EntityIndex):
+        return member.entity
+    if isinstance(member, type) and issubclass(member, Entity) and hasattr(member, "__dynaorm__"):
+        return member
+    raise DefinitionError(
+        f"Collection members are entity classes or their indexes (User.by_owner), not {member!r}",
+        value=member,
+    )
+
+
+def _member_name(member: type[Entity] | EntityIndex) -> str:
+    return member.__dynaorm__.name if isinstance(member, type) else repr(member)
+
+
+def _member_pk(member: type[Entity] | EntityIndex) -> KeyTemplate:
+    return member.__dynaorm__.pk if isinstance(member, type) else member.pk
+
+
+def _check_index_members(collection: Collection) -> None:
+    """What can be refused from the declarations alone: projections and disagreeing pins."""
+    indexes = [m for m in collection.members if not isinstance(m, type)]
+    for index in indexes:
+        if index.projection != "ALL":
+            raise DefinitionError(
+                f"{collection.describe()}: {index!r} projects {index.projection!r}; a "
+                "collection decodes whole items, so its indexes must project ALL",
+                entity=index.entity.__dynaorm__.name,
+                field=index.name,
+                value=index.projection,
+            )
+    pins = {index.gsi: index for index in indexes if index.gsi is not None}
+    if len(pins) > 1:
+        shown = ", ".join(f"{index!r} gsi={gsi!r}" for gsi, index in sorted(pins.items()))
+        raise DefinitionError(
+            f"{collection.describe()}: its indexes are pinned to different GSIs ({shown}); "
+            "a collection is one Query on one GSI: pin them to the same one or unpin them",
+            entity=indexes[0].entity.__dynaorm__.name,
+            value=sorted(pins),
+        )

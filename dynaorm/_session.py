@@ -17,7 +17,7 @@ from dynaorm._cursor import Secrets, sealer, secrets_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
-from dynaorm._items import entity_from_item
+from dynaorm._items import entity_from_item, item_type
 from dynaorm._outcomes import (
     single_outcome,
     single_request,
@@ -397,19 +397,20 @@ class Session:
     def collection(self, collection: Collection, **slots: Any) -> CollectionResult:
         """Every item of the collection's entities in one partition: one Query per page."""
         first = collection.entities[0]
-        info = first.__dynaorm__
-        schema = schema_of(info.table)
-        plan = schema.plan(first, {k: v for k, v in slots.items() if k in info.pk.fields})
-        extra = sorted(set(slots) - set(info.pk.fields))
+        table = first.__dynaorm__.table
+        schema = schema_of(table)
+        extra = sorted(set(slots) - set(collection.slots))
         if extra:
             raise ExpressionError(
-                f"collection() takes the partition-key fields {list(info.pk.fields)}; "
+                f"collection() takes the partition-key fields {list(collection.slots)}; "
                 f"{extra} are not among them"
             )
+        plan = schema.plan_collection(collection, slots)
         result = CollectionResult(collection)
         ph = Placeholders()
         base: dict[str, Any] = {
-            "TableName": self.table_name(info.table),
+            "TableName": self.table_name(table),
+            **({"IndexName": plan.index_name} if plan.index_name else {}),
             "KeyConditionExpression": key_condition_expression(
                 plan.pk_attribute, plan.pk_value, None, None, (), ph
             ),
@@ -422,6 +423,9 @@ class Session:
                 request["ExclusiveStartKey"] = start
             response = self._call("Query", request, entity=first)
             for item in response.get("Items", []):
+                sort_value = item.get(plan.sk_attribute, {}).get("S")
+                if not plan.accepts(item_type(table, item) or "", sort_value):
+                    continue  # another type's item, or not of this member's sort shape
                 entity = entity_from_item(schema, item)
                 if entity is not None:
                     result._add(entity)
