@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -239,3 +240,18 @@ def test_foreign_items_after_the_last_member_cost_one_empty_page(session: Sessio
     assert page.items == members and page.cursor is not None
     last = query.page(len(members), page.cursor)
     assert last.items == [] and last.cursor is None
+
+
+def test_declared_types_outside_the_collection_are_skipped(session: Session) -> None:
+    members = _world(session, posts=3)
+    query = session.collection_query(Collection(Post), user_id="u1")
+    plan = query.plan()
+    # A plan whose key range also holds User items (as a GSI collection's plan can).
+    (member,) = plan.members
+    wide = dataclasses.replace(plan, members=(dataclasses.replace(member, sk_prefix=""),))
+    query.__dict__["_plan"] = wide
+    assert query.to_request()["KeyConditionExpression"] == "#n0 = :v0"
+    posts = [m for m in members if isinstance(m, Post)]
+    assert list(query) == posts
+    page = query.page(len(posts))
+    assert page.items == posts and page.result[Post] == posts
