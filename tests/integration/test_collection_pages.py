@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -255,3 +256,39 @@ def test_declared_types_outside_the_collection_are_skipped(session: Session) -> 
     assert list(query) == posts
     page = query.page(len(posts))
     assert page.items == posts and page.result[Post] == posts
+
+
+def test_paging_any_partition_equals_an_in_memory_oracle(session: Session) -> None:
+    partitions = itertools.count()
+    foreign_keys = st.lists(st.sampled_from(["A", "POST#", "POST#~", "PROFILE#x", "PZ", "Q"]))
+
+    @IO
+    @given(
+        posts=st.integers(0, 6),
+        with_user=st.booleans(),
+        foreign=foreign_keys,
+        size=st.integers(1, 4),
+        reverse=st.booleans(),
+    )
+    def check(posts: int, with_user: bool, foreign: list[str], size: int, reverse: bool) -> None:
+        user_id = f"p{next(partitions)}"
+        members: list[Entity] = list(seed(session, posts, user_id=user_id)) if posts else []
+        if with_user:
+            user = User(user_id=user_id, email=f"{user_id}@x", name="N")
+            session.create(user)
+            members.append(user)
+        for sort_key in foreign:
+            _foreign(session, sort_key, user_id=user_id)
+        oracle = sorted(members, key=_sort_key, reverse=reverse)
+        query = session.collection_query(user_feed, user_id=user_id)
+        query = query.reverse() if reverse else query
+        read: list[Entity] = []
+        page = query.page(size)
+        read.extend(page.items)
+        while page.cursor is not None:
+            page = query.page(size, page.cursor)
+            read.extend(page.items)
+        assert read == oracle
+        assert list(query.limit(size)) == oracle[:size]
+
+    check()
