@@ -138,6 +138,7 @@ def collection_request(
     forward: bool = True,
     limit: int | None = None,
     exclusive_start_key: Mapping[str, Any] | None = None,
+    consistent: bool = False,
 ) -> dict[str, Any]:
     """The Query request for one page of a collection, without sending anything.
 
@@ -161,6 +162,8 @@ def collection_request(
         request["IndexName"] = plan.index_name
     if not forward:
         request["ScanIndexForward"] = False
+    if consistent:
+        request["ConsistentRead"] = True
     if limit is not None:
         request["Limit"] = limit
     if exclusive_start_key is not None:
@@ -229,6 +232,7 @@ class CollectionQuery:
     slots: Mapping[str, Any]
     forward: bool = True
     max_items: int | None = None
+    consistent_read: bool = False
 
     def reverse(self) -> CollectionQuery:
         """Descending sort-key order (newest first for time-ordered keys)."""
@@ -239,6 +243,16 @@ class CollectionQuery:
         if count < 1:
             raise ExpressionError(f".limit() needs a positive count, got {count}")
         return dataclasses.replace(self, max_items=count)
+
+    def consistent(self) -> CollectionQuery:
+        """Strongly consistent reads (a collection on the base table; GSIs cannot)."""
+        plan = self.plan()
+        if plan.index_name is not None:
+            raise ExpressionError(
+                f"collection {self.name} is read from global secondary index "
+                f"{plan.index_name!r}; DynamoDB offers only eventually consistent reads on GSIs"
+            )
+        return dataclasses.replace(self, consistent_read=True)
 
     def plan(self) -> CollectionPlan:
         """Where the collection is read (computed once per query)."""
@@ -267,6 +281,7 @@ class CollectionQuery:
             forward=self.forward,
             limit=limit,
             exclusive_start_key=exclusive_start_key,
+            consistent=self.consistent_read,
         )
 
     def _rows(

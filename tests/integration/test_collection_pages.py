@@ -292,3 +292,15 @@ def test_paging_any_partition_equals_an_in_memory_oracle(session: Session) -> No
         assert list(query.limit(size)) == oracle[:size]
 
     check()
+
+
+def test_consistent_reads_on_the_base_table_only(session: Session, recorder: Recorder) -> None:
+    members = _world(session, posts=2)
+    recorder.clear()
+    query = session.collection_query(user_feed, user_id="u1").consistent()
+    assert query.page(2).items == members[:2]
+    assert [params.get("ConsistentRead") for _, params in recorder.calls] == [True]
+    on_index = session.collection_query(user_feed, user_id="u1")
+    on_index.__dict__["_plan"] = dataclasses.replace(on_index.plan(), index_name="gsi1")
+    with pytest.raises(ExpressionError, match="gsi1"):
+        on_index.consistent()
