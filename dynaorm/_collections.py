@@ -309,6 +309,8 @@ class CollectionQuery:
                 if want is not None:
                     want -= 1
                 yield entity, item, position < len(items) - 1 or key is not None
+                if want is not None and want <= 0:
+                    return
             if key is None or (want is not None and want <= 0):
                 return
 

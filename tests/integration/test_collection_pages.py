@@ -15,7 +15,7 @@ from blog_models import Post, User, user_feed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dynaorm import Collection, Entity, Session
+from dynaorm import Collection, CollectionQuery, Entity, Session
 from dynaorm.errors import ExpressionError, InvalidCursor
 from tests.dynamodb_local import Backend
 
@@ -304,3 +304,20 @@ def test_consistent_reads_on_the_base_table_only(session: Session, recorder: Rec
     on_index.__dict__["_plan"] = dataclasses.replace(on_index.plan(), index_name="gsi1")
     with pytest.raises(ExpressionError, match="gsi1"):
         on_index.consistent()
+
+
+def test_a_response_longer_than_asked_is_cut_at_the_page_size(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = _world(session, posts=5)
+    original = CollectionQuery.to_request
+
+    def unbounded(query: CollectionQuery, **options: Any) -> dict[str, Any]:
+        return original(query, **{**options, "limit": None})
+
+    monkeypatch.setattr(CollectionQuery, "to_request", unbounded)
+    query = session.collection_query(user_feed, user_id="u1")
+    first = query.page(2)
+    assert first.items == members[:2] and first.cursor is not None
+    assert query.page(10, first.cursor).items == members[2:]
+    assert list(query.limit(3)) == members[:3]
