@@ -1,6 +1,7 @@
 """dynaorm: a single-table-design ORM for Amazon DynamoDB."""
 
 from dynaorm import errors
+from dynaorm._collections import CollectionPage, CollectionQuery
 from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
 from dynaorm._conditions import Condition
 from dynaorm._crypto import Encrypted, KmsKeyProvider, LocalKeyProvider
@@ -21,6 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Collection",
+    "CollectionPage",
+    "CollectionQuery",
     "CollectionResult",
     "CompiledSchema",
     "Condition",

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 
 from dynaorm._batch import BatchRunner
 from dynaorm._codec import decode_item
+from dynaorm._collections import CollectionQuery, CollectionResult
 from dynaorm._compiler import schema_of
 from dynaorm._conditions import Condition
 from dynaorm._crypto import refuse_encrypted_projection
@@ -17,7 +18,7 @@ from dynaorm._cursor import Secrets, sealer, secrets_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
-from dynaorm._items import entity_from_item, item_type
+from dynaorm._items import entity_from_item
 from dynaorm._outcomes import (
     single_outcome,
     single_request,
@@ -31,7 +32,7 @@ from dynaorm._schema import Collection, Index, Table
 from dynaorm._telemetry import Telemetry
 from dynaorm._transport import RequestEvent, Transport
 from dynaorm._unit_of_work import UnitOfWork
-from dynaorm._update import key_condition_expression, projection_expression
+from dynaorm._update import projection_expression
 from dynaorm._writes import Action, FieldChanges
 from dynaorm.errors import (
     ConditionFailed,
@@ -45,27 +46,6 @@ from dynaorm.errors import (
 __all__ = ["CollectionResult", "Session"]
 
 E = TypeVar("E", bound=Entity)
-
-
-class CollectionResult:
-    """Typed lists per entity from one collection read: `result[User]` -> list[User]."""
-
-    def __init__(self, collection: Collection) -> None:
-        self._items: dict[type[Entity], list[Any]] = {e: [] for e in collection.entities}
-
-    def __getitem__(self, entity: type[E]) -> list[E]:
-        if entity not in self._items:
-            raise KeyError(f"{entity.__name__} is not part of this collection")
-        return self._items[entity]
-
-    def _add(self, entity: Entity) -> None:
-        bucket = self._items.get(type(entity))
-        if bucket is not None:
-            bucket.append(entity)
-
-    def __repr__(self) -> str:
-        counts = {e.__name__: len(v) for e, v in self._items.items()}
-        return f"CollectionResult({counts})"
 
 
 class Session:
@@ -396,42 +376,12 @@ class Session:
 
     def collection(self, collection: Collection, **slots: Any) -> CollectionResult:
         """Every item of the collection's entities in one partition: one Query per page."""
-        first = collection.entities[0]
-        table = first.__dynaorm__.table
-        schema = schema_of(table)
-        extra = sorted(set(slots) - set(collection.slots))
-        if extra:
-            raise ExpressionError(
-                f"collection() takes the partition-key fields {list(collection.slots)}; "
-                f"{extra} are not among them"
-            )
-        plan = schema.plan_collection(collection, slots)
-        result = CollectionResult(collection)
-        ph = Placeholders()
-        base: dict[str, Any] = {
-            "TableName": self.table_name(table),
-            **({"IndexName": plan.index_name} if plan.index_name else {}),
-            "KeyConditionExpression": key_condition_expression(
-                plan.pk_attribute, plan.pk_value, None, None, (), ph
-            ),
-            **ph.to_request(),
-        }
-        start: dict[str, Any] | None = None
-        while True:
-            request = dict(base)
-            if start is not None:
-                request["ExclusiveStartKey"] = start
-            response = self._call("Query", request, entity=first)
-            for item in response.get("Items", []):
-                sort_value = item.get(plan.sk_attribute, {}).get("S")
-                if not plan.accepts(item_type(table, item) or "", sort_value):
-                    continue  # another type's item, or not of this member's sort shape
-                entity = entity_from_item(schema, item)
-                if entity is not None:
-                    result._add(entity)
-            start = response.get("LastEvaluatedKey")
-            if start is None:
-                return result
+        return self.collection_query(collection, **slots).all()
+
+    def collection_query(self, collection: Collection, **slots: Any) -> CollectionQuery:
+        """A collection read to order, bound, page or iterate lazily:
+        `session.collection_query(feed, user_id="u1").reverse().page(20, cursor)`."""
+        return CollectionQuery(self, collection, dict(slots))
 
     def batch_get(self, keys: Iterable[Key], *, consistent: bool = False) -> list[Entity]:
         """The entities found for `keys` (any mix of types), in the order of `keys`.

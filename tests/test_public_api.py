@@ -8,6 +8,8 @@ import dynaorm.testing
 
 EXPECTED = [
     "Collection",
+    "CollectionPage",
+    "CollectionQuery",
     "CollectionResult",
     "CompiledSchema",
     "Condition",

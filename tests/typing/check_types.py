@@ -11,7 +11,16 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from blog_models import Post, User, user_feed
 from typing_extensions import assert_type
 
-from dynaorm import CollectionResult, Key, Page, Query, Session
+from dynaorm import (
+    CollectionPage,
+    CollectionQuery,
+    CollectionResult,
+    Entity,
+    Key,
+    Page,
+    Query,
+    Session,
+)
 
 
 def check(session: Session, post: Post) -> None:
@@ -24,4 +33,10 @@ def check(session: Session, post: Post) -> None:
     assert_type(session.query(Post.by_topic, topic="aws").keys(), list[Key])
     assert_type(session.collection(user_feed, user_id="u1"), CollectionResult)
     assert_type(session.collection(user_feed, user_id="u1")[Post], list[Post])
+    feed = session.collection_query(user_feed, user_id="u1").reverse().limit(5)
+    assert_type(feed, CollectionQuery)
+    assert_type(feed.page(10), CollectionPage)
+    assert_type(feed.page(10).items, list[Entity])
+    assert_type(feed.page(10).result[User], list[User])
+    assert_type(next(iter(feed)), Entity)
     assert_type(session.update(post, add={"likes": 1}), Post)
