@@ -217,6 +217,7 @@ def _refuse_guarded(entity: str, unique: bool, version: str | None) -> None:
         guarantee = "unique=" if unique else f"version={version!r}"
         raise DefinitionError(
             f"batch_write cannot keep {entity}'s {guarantee} guarantee (a batch has no "
-            "conditions); use session.put/create/delete or a unit of work",
+            "conditions); use session.bulk(create=..., put=..., delete=...), which writes "
+            "each item with its conditions, concurrently, or a unit of work",
             entity=entity,
         )

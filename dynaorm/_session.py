@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 from dynaorm._batch import BatchRunner
+from dynaorm._bulk import BulkResult, run_bulk
 from dynaorm._codec import decode_item
 from dynaorm._collections import CollectionQuery, CollectionResult
 from dynaorm._compiler import schema_of
@@ -398,3 +400,24 @@ class Session:
         written, `BatchIncomplete` lists `written`, `unprocessed` and `reasons`.
         """
         self._batches.write(list(put), list(delete))
+
+    def bulk(
+        self,
+        create: Iterable[Entity] = (),
+        put: Iterable[Entity] = (),
+        delete: Iterable[Entity | Key] = (),
+        *,
+        max_concurrency: int = 8,
+    ) -> BulkResult:
+        """Create, put and delete many items, each as its own conditioned write.
+
+        Unlike `batch_write`, every guarantee holds (versions, unique guards, existence):
+        each item goes through `create`/`put`/`delete`, at most `max_concurrency` at a
+        time. Throttled items are retried with backoff. Never raises for an item: the
+        result's `written` and `failed` (item, error) hold every item given.
+        """
+        jobs: list[tuple[Entity | Key, Callable[[], None]]] = []
+        jobs += [(item, functools.partial(self.create, item)) for item in create]
+        jobs += [(item, functools.partial(self.put, item)) for item in put]
+        jobs += [(item, functools.partial(self.delete, item)) for item in delete]
+        return run_bulk(jobs, max_concurrency=max_concurrency, retry=self._batches.retry)

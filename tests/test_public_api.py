@@ -7,6 +7,8 @@ import dynaorm.errors
 import dynaorm.testing
 
 EXPECTED = [
+    "BulkFailure",
+    "BulkResult",
     "Collection",
     "CollectionPage",
     "CollectionQuery",
