@@ -334,6 +334,7 @@ def plan_move(entity: Entity, loaded: Loaded, name: str) -> Step:
     delete = delete_action(loaded.key, name, condition=checks)
     delete = _expect(delete, info, version=loaded.version, relied=relied)
     put = put_action(_with_version(entity, loaded.version), name, must_not_exist=True)
+    put = _expect(put, info, version=None, relied={})  # decodes an item found in the way
     old_owner, new_owner = (loaded.key.pk, loaded.key.sk), put.purpose.key
     # Release and claim; a guard whose value stays is merged into one owner transfer.
     guards = guard_actions(info, name, old_owner, loaded.unique, None)

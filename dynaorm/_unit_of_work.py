@@ -34,7 +34,7 @@ from dynaorm._transaction_plan import (
     dirty,
     plan_commit,
 )
-from dynaorm._writes import Action, FieldChanges, Purpose
+from dynaorm._writes import Action, Expect, FieldChanges, Purpose
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
@@ -276,7 +276,9 @@ class UnitOfWork:
             "ConditionExpression": build_condition(condition, ph),
             **ph.to_request(),
         }
-        purpose = Purpose("check", key.entity.__dynaorm__.name, (key.pk, key.sk))
+        info = key.entity.__dynaorm__
+        expect = Expect(info, None, {}, user=True)  # decodes the item a failed check found
+        purpose = Purpose("check", info.name, (key.pk, key.sk), expect=expect)
         step = Step([Action("ConditionCheck", params, purpose)])
         self._attach(ident, key, Change("check", step=step))
 
