@@ -70,7 +70,7 @@ def single_outcome(
     request was applied and only its response was lost; None when a delete found nothing
     to delete (no error, as documented); otherwise the error naming what failed.
     """
-    item: Item | None = error.item
+    item: Item | None = error.stored
     expect = action.purpose.expect
     gone = action.operation == "Delete" and item is None and expect is not None
     if gone and expect is not None and (not expect.user or error.retries):
@@ -105,6 +105,7 @@ def _unknown(action: Action, explained: ConditionFailed, retries: int) -> WriteO
         key=purpose.key,
     )
     unknown.item = explained.item
+    unknown.stored = explained.stored
     return unknown
 
 
@@ -189,6 +190,7 @@ def explain(action: Action, item: Item | None, error: DynaormError | None) -> Co
     else:
         result = _stale_or_failed(action, expect, item, context)
     result.item = _decoded(expect, item)
+    result.stored = item
     return result
 
 
@@ -230,11 +232,14 @@ def transaction_error(error: TransactionCanceled, actions: list[Action]) -> Dyna
     """The most specific error for a cancelled transaction of `actions` (in order).
 
     DynamoDB reports one reason per action, in the order sent; the first conditional
-    failure decides the error, other reasons stay available on `TransactionCanceled`.
+    failure decides the error (raised from `error`, its `__cause__`), whose `items[i]`
+    holds the stored item of each failed action i as a decoded entity.
     """
-    for action, reason in zip(actions, error.reasons, strict=False):
+    first: ConditionFailed | None = None
+    for index, (action, reason) in enumerate(zip(actions, error.reasons, strict=False)):
         if reason and reason.get("Code") == "ConditionalCheckFailed":
             explained = explain(action, reason.get("Item"), error)
             explained.operation = "TransactWriteItems"
-            return explained
-    return error
+            error.items[index] = explained.item
+            first = first or explained
+    return error if first is None else first

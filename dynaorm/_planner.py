@@ -34,6 +34,7 @@ from dynaorm._writes import (
     Expect,
     FieldChanges,
     build_update,
+    coerce_field,
     delete_action,
     derived_key_update,
     guard_actions,
@@ -43,7 +44,7 @@ from dynaorm._writes import (
     update_action,
     version_condition,
 )
-from dynaorm.errors import ExpressionError
+from dynaorm.errors import ExpressionError, KeyEncodingError
 
 __all__ = [
     "Loaded",
@@ -54,6 +55,7 @@ __all__ = [
     "plan_put",
     "plan_update",
     "refresh_from",
+    "refuse_composite_with_entity",
     "stored_values_condition",
     "version_of",
 ]
@@ -255,15 +257,22 @@ def plan_update(
     condition: Condition | None,
     basis: Loaded | None,
     refresh: Entity | None = None,
+    composite: Mapping[str, Any] | None = None,
 ) -> Step:
-    """An explicit update; `basis` is the state it was planned from (None: a bare key)."""
+    """An explicit update; `basis` is the state it was planned from (None: a bare key).
+
+    `composite`: for a bare key, the stored values of the other slot fields of each index
+    the update rebuilds; the update is conditioned on them (stale-source rule).
+    """
     info = key.entity.__dynaorm__
     if info.version is not None and info.version in changes.touched_fields():
         raise _version_field(info, key)
     changes, stamps = _stamp_changes(info, changes, basis)
     touched = changes.touched_fields()
     update, new_values = build_update(info, changes, key)
-    current = basis.values if basis else None
+    current = (
+        basis.values if basis else _composite_values(info, key, touched, new_values, composite)
+    )
     schema = schema_of(info.table)
     update = _with_keys(update, *derived_key_update(schema, info, touched, new_values, current))
     relied = {f: current[f] for f in _sources(info, touched, set(new_values))} if current else {}
@@ -304,6 +313,64 @@ def _stamp_changes(
     assign: dict[str | Path, Any] = dict(changes.assign)
     assign.update(stamps)
     return dataclasses.replace(changes, assign=assign), stamps
+
+
+def refuse_composite_with_entity(entity: Entity | None, composite: object) -> None:
+    """`composite=` goes with a key: an entity passed in supplies its own values."""
+    if entity is not None and composite:
+        name = type(entity).__dynaorm__.name
+        raise ExpressionError(
+            f"{name}: composite= is for an update by key; the entity passed in already "
+            "holds the values of every index slot",
+            entity=name,
+            key=entity.get_key(),
+        )
+
+
+def _composite_values(
+    info: EntityInfo,
+    key: Key,
+    touched: set[str],
+    new_values: Mapping[str, Any],
+    composite: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """What an update by bare key knows of the stored item: its key fields and the
+    `composite` values given, which must be exactly the slot fields of the rebuilt
+    indexes that the update does not set. None when no index is rebuilt."""
+    given = dict(composite or {})
+    placed = schema_of(info.table).entities[info.name].indexes.values()
+    rebuilt = [p.index for p in placed if set(p.index.fields) & touched]
+    keys = set(info.pk.fields + info.sk.fields)
+    needs = {f: i.name for i in reversed(rebuilt) for f in i.fields if f not in keys}
+    needed = {f: name for f, name in needs.items() if f not in touched}
+    missing = sorted(set(needed) - set(given))
+    if missing:
+        raise KeyEncodingError(
+            f"{info.name} {key!r}: this update changes {sorted(touched & set(needs))}, so "
+            "it rebuilds index(es) "
+            + ", ".join(sorted({i.name for i in rebuilt}))
+            + f"; pass the stored values of {missing} with composite= "
+            + "("
+            + ", ".join(f"{f} feeds {needed[f]}" for f in missing)
+            + ")",
+            entity=info.name,
+            key=key,
+            field=missing[0],
+        )
+    extra = sorted(set(given) - set(needed))
+    if extra:
+        raise ExpressionError(
+            f"{info.name} {key!r}: composite= takes the stored values of the slot fields "
+            f"this update needs and does not set ({sorted(needed) or 'none'}); "
+            f"{extra} are not among them",
+            entity=info.name,
+            key=key,
+            field=extra[0],
+        )
+    if not rebuilt:
+        return None
+    known = {**key.slots, **given}
+    return {name: coerce_field(info, name, value) for name, value in known.items()}
 
 
 def _version_field(info: EntityInfo, key: Key) -> ExpressionError:
@@ -370,6 +437,7 @@ def plan_move(entity: Entity, loaded: Loaded, name: str) -> Step:
     stamps = stamps_for(info, entity, whole=True)
     written = stamped(_with_version(entity, loaded.version), stamps)
     put = put_action(written, name, must_not_exist=True)
+    put = _expect(put, info, version=None, relied={})  # decodes an item found in the way
     old_owner, new_owner = (loaded.key.pk, loaded.key.sk), put.purpose.key
     # Release and claim; a guard whose value stays is merged into one owner transfer.
     guards = guard_actions(info, name, old_owner, loaded.unique, None)

@@ -27,7 +27,15 @@ from dynaorm._outcomes import (
     transaction_error,
     transaction_request,
 )
-from dynaorm._planner import Loaded, Step, plan_delete, plan_put, plan_update, refresh_from
+from dynaorm._planner import (
+    Loaded,
+    Step,
+    plan_delete,
+    plan_put,
+    plan_update,
+    refresh_from,
+    refuse_composite_with_entity,
+)
 from dynaorm._query import Query, Scan
 from dynaorm._retry import send_transaction
 from dynaorm._schema import Collection, Index, Table
@@ -272,14 +280,18 @@ class Session:
         delete: Mapping[str | Path, Any] | None = None,
         if_not_exists: Mapping[str | Path, Any] | None = None,
         condition: Condition | None = None,
+        composite: Mapping[str, Any] | None = None,
     ) -> E:
         """Change some attributes of an existing item and return the updated entity.
 
-        An entity passed in is refreshed from the stored item the update produced.
+        An entity passed in is refreshed from the stored item the update produced. With a
+        key, an update that rebuilds an index key takes the stored values of that index's
+        other slot fields in `composite` (the update requires them still stored).
         """
         key = target.get_key() if isinstance(target, Entity) else target
         info = key.entity.__dynaorm__
         entity = target if isinstance(target, Entity) else None
+        refuse_composite_with_entity(entity, composite)
         changes = FieldChanges(
             set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
         ).named(info)
@@ -288,7 +300,7 @@ class Session:
         if moved and basis is None:
             raise ConditionFailed(f"{info.name} {key!r} does not exist", entity=info.name, key=key)
         name = self.table_name(info.table)
-        step = plan_update(key, name, changes, condition, basis, refresh=entity)
+        step = plan_update(key, name, changes, condition, basis, entity, composite)
         item = self._run(step)
         if item is None:  # sent as a transaction, which returns no item: read it
             result = self.get(key.entity, consistent=True, **key.slots)

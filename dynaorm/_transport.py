@@ -558,7 +558,7 @@ def _translate(
     }
     if code == "ConditionalCheckFailedException":
         failed = ConditionFailed(message, **context)
-        failed.item = response.get("Item")
+        failed.stored = response.get("Item")  # decoded by the caller that knows the entity
         failed.retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         return failed
     if code == "ResourceNotFoundException":

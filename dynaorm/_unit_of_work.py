@@ -21,6 +21,7 @@ from dynaorm._planner import (
     plan_delete,
     plan_update,
     refresh_from,
+    refuse_composite_with_entity,
     version_of,
 )
 from dynaorm._retry import Backoff, send_transaction
@@ -34,7 +35,7 @@ from dynaorm._transaction_plan import (
     dirty,
     plan_commit,
 )
-from dynaorm._writes import Action, FieldChanges, Purpose
+from dynaorm._writes import Action, Expect, FieldChanges, Purpose
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
@@ -224,9 +225,11 @@ class UnitOfWork:
         delete: Mapping[str | Path, Any] | None = None,
         if_not_exists: Mapping[str | Path, Any] | None = None,
         condition: Condition | None = None,
+        composite: Mapping[str, Any] | None = None,
     ) -> None:
         """An explicit update at commit, like `Session.update` (the object is not changed)."""
         self._require_active()
+        refuse_composite_with_entity(target if isinstance(target, Entity) else None, composite)
         ident, key = self._locate(target)
         self._refuse_conflict(ident, key, "update", target)
         info = key.entity.__dynaorm__
@@ -239,7 +242,7 @@ class UnitOfWork:
             raise ConditionFailed(f"{info.name} {key!r} does not exist", entity=info.name, key=key)
         entry = self._entries.get(ident)
         owner = target if isinstance(target, Entity) else entry.entity if entry else None
-        step = plan_update(key, ident[0], changes, condition, basis, refresh=owner)
+        step = plan_update(key, ident[0], changes, condition, basis, owner, composite)
         self._attach(ident, key, Change("update", step=step))
 
     def _basis(self, ident: Ident, key: Key, target: Entity | Key, *, read: bool) -> Loaded | None:
@@ -276,7 +279,9 @@ class UnitOfWork:
             "ConditionExpression": build_condition(condition, ph),
             **ph.to_request(),
         }
-        purpose = Purpose("check", key.entity.__dynaorm__.name, (key.pk, key.sk))
+        info = key.entity.__dynaorm__
+        expect = Expect(info, None, {}, user=True)  # decodes the item a failed check found
+        purpose = Purpose("check", info.name, (key.pk, key.sk), expect=expect)
         step = Step([Action("ConditionCheck", params, purpose)])
         self._attach(ident, key, Change("check", step=step))
 

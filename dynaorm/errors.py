@@ -212,14 +212,19 @@ class RequestError(DynaormError):
 
 
 class ConditionFailed(RequestError):
-    """A condition expression evaluated to false; `item` is the stored item if returned.
+    """A condition expression evaluated to false.
 
+    `item`: the stored item as a decoded entity (DynamoDB returns it with
+    `ReturnValuesOnConditionCheckFailure=ALL_OLD`), or None when nothing is stored, the
+    item is not an entity (a unique guard) or it no longer decodes; never a raw dict.
+    `stored`: that item as DynamoDB returned it (attribute values), or None.
     `retries`: how many times the request was resent before this answer (a resent write
     may fail its own condition because an earlier attempt of it was applied).
     """
 
     code = "condition-failed"
     item: Any = None
+    stored: dict[str, Any] | None = None
     retries: int = 0
 
 
@@ -266,23 +271,30 @@ class Throttled(RequestError):
 
 
 class TransactionCanceled(RequestError):
-    """A transaction was cancelled; `reasons[i]` explains action i (None if it was fine)."""
+    """A transaction was cancelled; `reasons[i]` explains action i (None if it was fine).
+
+    `items[i]`: the item stored under action i when its condition failed, as a decoded
+    entity (None otherwise, or before dynaorm matched the reasons to its actions).
+    """
 
     code = "transaction-canceled"
 
     def __init__(self, message: str, *, reasons: list[Any], **context: Any) -> None:
         super().__init__(message, **context)
         self.reasons = reasons
+        self.items: list[Any] = [None] * len(reasons)
 
 
 class WriteOutcomeUnknown(RequestError):
     """A write's response was lost, its resend failed its condition, and the stored item
     has moved on since: the first attempt may or may not have been applied. Unlike a
     `VersionConflict`, retrying blindly may apply the change twice; check the stored
-    item for a marker of this write first. `item` is the stored item, if any."""
+    item for a marker of this write first. `item` is the stored item as a decoded entity,
+    if any; `stored` the same item as DynamoDB returned it."""
 
     code = "write-outcome-unknown"
     item: Any = None
+    stored: dict[str, Any] | None = None
 
 
 class ServiceError(RequestError):

@@ -136,8 +136,11 @@ def test_update_refuses_key_changes_and_half_built_index_keys(session: Session) 
     session.put(original)
     with pytest.raises(KeyEncodingError, match="primary-key fields"):
         session.update(original, set={"post_id": "p9"})
+    # by_topic's other slot (created_at) is a key field: the key alone rebuilds it
+    session.update(original.get_key(), set={"topic": "aws"})
+    assert session.query(Post.by_topic, topic="aws").all() == [post(topic="aws")]
     with pytest.raises(KeyEncodingError, match="index by_topic"):
-        session.update(original.get_key(), set={"topic": "aws"})
+        session.update(original.get_key(), if_not_exists={"topic": "x"})
 
 
 def test_update_of_a_missing_item_fails(session: Session) -> None:

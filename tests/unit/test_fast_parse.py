@@ -244,7 +244,8 @@ def test_a_failed_condition_is_still_mapped_with_its_item(
     with pytest.raises(ConditionFailed) as caught:
         transport.call("PutItem", {"TableName": "t", **_minimal_request("PutItem")})
     # The modeled error field went through botocore's parser: its binary is decoded.
-    assert caught.value.item == {"PK": {"S": "k"}, "b": {"B": b"hello"}}
+    assert caught.value.stored == {"PK": {"S": "k"}, "b": {"B": b"hello"}}
+    assert caught.value.item is None  # no entity known at the transport: never a dict
 
 
 def test_throttling_is_retried_then_reported(transport: Transport, server: Server) -> None:

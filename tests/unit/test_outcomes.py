@@ -36,7 +36,7 @@ def _put(balance: int, version: int) -> Action:
 
 def _failed(item: dict[str, object] | None, retries: int) -> ConditionFailed:
     error = ConditionFailed("failed", operation="PutItem")
-    error.item, error.retries = item, retries
+    error.stored, error.retries = item, retries
     return error
 
 

@@ -185,7 +185,8 @@ def test_failed_condition_raises_condition_failed_with_context(
     assert repr(table) in str(error)
     assert "User" in str(error)
     assert "{'pk': 'a'}" in str(error)
-    assert error.item == {"pk": {"S": "a"}, "name": {"S": "Ada"}}
+    assert error.stored == {"pk": {"S": "a"}, "name": {"S": "Ada"}}
+    assert error.item is None  # decoded by the caller that knows the entity
     assert error.__cause__ is not None
 
 
