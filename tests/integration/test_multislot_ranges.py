@@ -309,3 +309,28 @@ def test_a_matching_query_slot_is_accepted(session: Session, table: Table) -> No
     one = session.query(Task, project="p", status="a").gt(status="a", priority=1)
     two = session.query(Task, project="p").gt(status="a", priority=1)
     assert one.to_request() == two.to_request()
+
+
+def test_a_multi_slot_range_pages_with_cursors(session: Session, table: Table) -> None:
+    tasks = [
+        Task(
+            project="p",
+            status="open" if n % 3 else "done",
+            priority=n % 2,
+            created_at=BASE + dt.timedelta(minutes=n),
+            task_id=f"t{n}",
+            owner="o",
+        )
+        for n in range(12)
+    ]
+    session.batch_write(put=tasks)
+    query = session.query(Task, project="p").ge(status="open", priority=1)
+    pages, cursor = [], None
+    while True:
+        page = query.page(2, cursor=cursor)
+        pages.extend(page.items)
+        if (cursor := page.cursor) is None:
+            break
+    expected = oracle(tasks, PRIMARY, {"status": "open"}, "ge", "priority", 1)
+    assert pages == query.all() == expected
+    assert len(expected) == 4  # open (n % 3 != 0) and odd: t1, t5, t7, t11
