@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dynaorm._slots import ESCAPE, SEPARATOR, utf8_size
+from dynaorm.errors import KeyEncodingError
 
-__all__ = ["MATCH_NONE", "Bound", "KeyCondition", "key_matches", "plan_condition", "slot_bounds"]
+__all__ = [
+    "MATCH_NONE",
+    "Bound",
+    "KeyCondition",
+    "RangeSlots",
+    "key_matches",
+    "plan_condition",
+    "slot_bounds",
+    "split_range",
+]
 
 
 @dataclass(frozen=True)
@@ -144,3 +155,63 @@ def slot_bounds(op: str, prefix: str, e: str, last: bool) -> tuple[Bound | None,
         return None, (prefix + e if last else prefix + e + ESCAPE, True)
     # "<": for a non-last slot prefix+e itself is no key of this template, so <= it is exact.
     return None, (prefix + e, not last and bool(prefix))
+
+
+@dataclass(frozen=True)
+class RangeSlots:
+    """A multi-slot range call split up: equality slots, then the one slot with the range."""
+
+    fixed: dict[str, Any]
+    field: str
+    operand: Any
+
+
+def split_range(
+    target: str,
+    sort: tuple[str, ...],
+    slots: Mapping[str, Any],
+    method: str,
+    given: Mapping[str, Any],
+) -> RangeSlots:
+    """Split `.method(**given)` on a sort template with slot fields `sort`, in order.
+
+    The given slot latest in the template takes the range; the others are equalities and,
+    with the query's own `slots`, must be exactly the slots before it. Raises
+    `KeyEncodingError` naming `target` (the entity or index) and the slots otherwise.
+    """
+
+    def refuse(problem: str, field: str) -> KeyEncodingError:
+        return KeyEncodingError(
+            f"{target}: .{method}({', '.join(f'{n}=...' for n in given)}) {problem} "
+            f"(sort-key slots {list(sort)})",
+            entity=target.split(".", maxsplit=1)[0],
+            field=field,
+            value=given.get(field),
+        )
+
+    unknown = [name for name in given if name not in sort]
+    if unknown:
+        raise refuse(f"names {unknown}, which are not sort-key slots", unknown[0])
+    ordered = sorted(given, key=sort.index)
+    field, fixed = ordered[-1], {name: given[name] for name in ordered[:-1]}
+    for name, value in fixed.items():
+        if isinstance(value, (tuple, list, set, frozenset)):
+            raise refuse(
+                f"gives {name!r} a range {value!r}; only the last given slot, {field!r}, "
+                "takes a range, the slots before it are fixed",
+                name,
+            )
+        if name in slots and slots[name] != value:
+            raise refuse(f"fixes {name!r} = {value!r} but the query has {slots[name]!r}", name)
+    known = set(slots) | set(fixed)
+    position = sort.index(field)
+    missing = [name for name in sort[:position] if name not in known]
+    if missing:
+        raise refuse(
+            f"is not a prefix of the sort key: {missing} come before {field!r} and are not given",
+            missing[0],
+        )
+    after = [name for name in sort[position + 1 :] if name in slots]
+    if after:
+        raise refuse(f"puts the range on {field!r} but the query fixes {after} after it", after[0])
+    return RangeSlots(fixed, field, given[field])

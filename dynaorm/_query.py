@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from dynaorm._bounds import split_range
 from dynaorm._compiler import QueryPlan, schema_of
 from dynaorm._conditions import Condition, and_, build_condition
 from dynaorm._crypto import refuse_encrypted_projection
@@ -46,7 +47,7 @@ class Page(Generic[E]):
 def _one_slot(method: str, slots: Mapping[str, Any]) -> tuple[str, Any]:
     if len(slots) != 1:
         raise ExpressionError(
-            f".{method}() takes exactly one sort-key field, e.g. .{method}(created_at=...); "
+            f".{method}() takes a sort-key field, e.g. .{method}(created_at=...); "
             f"got {sorted(slots)}"
         )
     ((name, value),) = slots.items()
@@ -80,33 +81,62 @@ class Query(Generic[E]):
         name, value = _one_slot("begins_with", slot)
         return self._range("begins_with", name, value)
 
-    def between(self, **slot: tuple[Any, Any]) -> Query[E]:
-        """Items whose next sort-key slot lies in the inclusive range (low, high)."""
-        name, value = _one_slot("between", slot)
-        if not isinstance(value, tuple) or len(value) != 2:
+    def between(self, **slots: Any) -> Query[E]:
+        """Items whose sort-key slot lies in the inclusive range (low, high).
+
+        Several slots may be given: the one latest in the sort template takes the
+        (low, high) pair and the ones before it are fixed, e.g.
+        `.between(status="open", created_at=(lo, hi))`.
+        """
+        return self._ranged("between", slots)
+
+    def gt(self, **slots: Any) -> Query[E]:
+        """Items whose sort-key slot is greater; leading slots may be fixed alongside."""
+        return self._ranged("gt", slots)
+
+    def ge(self, **slots: Any) -> Query[E]:
+        """Items whose sort-key slot is greater or equal; leading slots may be fixed."""
+        return self._ranged("ge", slots)
+
+    def lt(self, **slots: Any) -> Query[E]:
+        """Items whose sort-key slot is less; leading slots may be fixed alongside."""
+        return self._ranged("lt", slots)
+
+    def le(self, **slots: Any) -> Query[E]:
+        """Items whose sort-key slot is less or equal; leading slots may be fixed."""
+        return self._ranged("le", slots)
+
+    def _ranged(self, method: str, given: Mapping[str, Any]) -> Query[E]:
+        if len(given) < 2:
+            name, value = _one_slot(method, given)
+            fixed: dict[str, Any] = {}
+        else:
+            target = self.target
+            if isinstance(target, EntityIndex):
+                name_of, sort = repr(target), target.sk
+            else:
+                name_of, sort = self.entity.__name__, self.entity.__dynaorm__.sk
+            fields = sort.fields if sort is not None else ()
+            split = split_range(name_of, fields, self.slots, method, given)
+            name, value, fixed = split.field, split.operand, split.fixed
+        if method == "between" and (not isinstance(value, tuple) or len(value) != 2):
             raise ExpressionError(f".between({name}=...) takes a (low, high) tuple, got {value!r}")
-        return self._range("between", name, value)
+        return self._range(method, name, value, fixed)
 
-    def gt(self, **slot: Any) -> Query[E]:
-        return self._range("gt", *_one_slot("gt", slot))
-
-    def ge(self, **slot: Any) -> Query[E]:
-        return self._range("ge", *_one_slot("ge", slot))
-
-    def lt(self, **slot: Any) -> Query[E]:
-        return self._range("lt", *_one_slot("lt", slot))
-
-    def le(self, **slot: Any) -> Query[E]:
-        return self._range("le", *_one_slot("le", slot))
-
-    def _range(self, op: str, name: str, value: Any) -> Query[E]:
+    def _range(
+        self, op: str, name: str, value: Any, fixed: Mapping[str, Any] | None = None
+    ) -> Query[E]:
         if self.range_op is not None:
             raise ExpressionError(
                 f"this query already has a {self.range_op} condition on {self.range_field!r}; "
                 "DynamoDB allows one sort-key condition"
             )
         return dataclasses.replace(
-            self, range_op=_RANGE_OPS.get(op, op), range_field=name, range_operand=value
+            self,
+            slots={**self.slots, **(fixed or {})},
+            range_op=_RANGE_OPS.get(op, op),
+            range_field=name,
+            range_operand=value,
         )
 
     def where(self, condition: Condition) -> Query[E]:
