@@ -77,7 +77,7 @@ class IssueComment(Entity, table=app, pk="ISSUECOMMENT#{owner}#{repo}#{number}",
     body: str
     posted_at: datetime
 
-    by_thread = Index(pk="THREAD#{owner}#{repo}#{number}", sk="COMMENT#{posted_at}#{comment_id}")
+    by_thread = Index(pk="THREAD#{owner}#{repo}#{number}", sk="REPLY#{posted_at}#{comment_id}")
     by_author = Index(pk="USER#{username}", sk="COMMENT#{posted_at}#{comment_id}")
 
 

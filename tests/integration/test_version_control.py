@@ -109,7 +109,7 @@ ORACLE: dict[str, dict[type[Entity], tuple[Callable[[Any, dict[str, Any]], bool]
             _thread := lambda e, s: (e.owner, e.repo, e.number) == tuple(s.values()),
             lambda e: "ISSUE",
         ),
-        IssueComment: (_thread, lambda e: f"COMMENT#{_t(e.posted_at)}#{e.comment_id}"),
+        IssueComment: (_thread, lambda e: f"REPLY#{_t(e.posted_at)}#{e.comment_id}"),
     },
     "review": {
         PullRequest: (_thread, lambda e: "PULL"),
@@ -290,3 +290,35 @@ def test_closing_an_issue_moves_it_in_every_index(vcs: tuple[Session, list[Entit
     assert result[Issue] == [e for e in expected(world, "repository", slots) if type(e) is Issue]
     newest = session.query(Issue.recent, status="closed", **slots).reverse().limit(1).all()
     assert newest == [closed]
+
+
+@pytest.mark.parametrize(
+    ("name", "slots", "index", "partition"),
+    [
+        ("overview", {"username": "ann"}, "GSI1", "USER#ann"),
+        ("contributions", {"username": "ann"}, "GSI1", "USER#ann"),
+        ("issue_thread", {"owner": "ann", "repo": "dynaorm", "number": 2}, "GSI2", None),
+        ("review", {"owner": "ann", "repo": "dynaorm", "number": 3}, "GSI2", None),
+        ("repository", {"owner": "ann", "repo": "dynaorm"}, "GSI3", "REPO#ann#dynaorm"),
+        ("watchers", {"owner": "ann", "repo": "dynaorm"}, None, "REPO#ann#dynaorm"),
+    ],
+)
+def test_each_collection_queries_its_own_index_and_partition(
+    vcs: tuple[Session, list[Entity]],
+    recorder: Recorder,
+    name: str,
+    slots: dict[str, Any],
+    index: str | None,
+    partition: str | None,
+) -> None:
+    session, _ = vcs
+    recorder.clear()
+    session.collection(COLLECTIONS[name], **slots)
+    [(operation, params)] = recorder.calls
+    assert operation == "Query" and params.get("IndexName") == index
+    assert params["TableName"] == session.table_name(app)
+    value = params["ExpressionAttributeValues"][":v0"]["S"]
+    thread = f"THREAD#ann#dynaorm#{slots.get('number', 0):020d}"
+    assert value == (partition or thread)
+    pk = params["ExpressionAttributeNames"]["#n0"]
+    assert pk == (f"{index}PK" if index else "PK")
