@@ -215,7 +215,7 @@ def test_newest_first_pages_equal_the_whole_collection_reversed(
     vcs: tuple[Session, list[Entity]],
 ) -> None:
     session, world = vcs
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("overview", {"username": "ann"}),
         ("contributions", {"username": "bob"}),
         ("repository", {"owner": "acme", "repo": "infra"}),
