@@ -245,7 +245,11 @@ class Collection:
     name: str | None = field(default=None, compare=False)
     members: tuple[type[Entity] | EntityIndex, ...] = ()
 
-    def __init__(self, *members: type[Entity] | EntityIndex, name: str | None = None) -> None:
+    # Type checkers see `User.by_owner` as the declared `Index`; at run time the class
+    # attribute is the bound `EntityIndex` (an unbound `Index` is refused below).
+    def __init__(
+        self, *members: type[Entity] | EntityIndex | Index, name: str | None = None
+    ) -> None:
         if not members:
             raise DefinitionError("Collection() needs at least one entity")
         entities = tuple(_member_entity(m) for m in members)
