@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dynaorm._compiler import schema_of
-from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint
+from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint, string_key
 from dynaorm._entity import SK_MAX_BYTES, Entity, EntityIndex
 from dynaorm._expressions import Placeholders
 from dynaorm._items import entity_from_item, item_type
@@ -194,16 +194,7 @@ def check_collection_resume_key(start: Mapping[str, Any], plan: CollectionPlan, 
     """
     table = plan.table
     names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
-    values: dict[str, str] = {
-        n: v["S"]
-        for n, v in start.items()
-        if isinstance(v, dict) and len(v) == 1 and isinstance(v.get("S"), str)
-    }
-    if set(start) != names or set(values) != names:
-        raise InvalidCursor(
-            f"the cursor's key holds {sorted(start)}; collection {name} resumes from "
-            f"string attributes {sorted(names)}"
-        )
+    values = string_key(start, names, f"collection {name}")
     if values[plan.pk_attribute] != plan.pk_value:
         raise InvalidCursor(
             "the cursor points into another partition", key=values[plan.pk_attribute]

@@ -41,6 +41,7 @@ __all__ = [
     "fingerprint",
     "sealer",
     "secrets_of",
+    "string_key",
 ]
 
 _VERSION = 1  # the JSON payload inside either form
@@ -164,6 +165,25 @@ def _opened(raw: bytes, secrets: tuple[bytes, ...]) -> bytes:
     )
 
 
+def string_key(
+    start: Mapping[str, Any], names: set[str], reader: str, *, entity: str | None = None
+) -> dict[str, str]:
+    """The cursor key's string values, refused unless it holds exactly the attributes
+    `names`, each a string (`reader` names what resumes from it, for the message)."""
+    values: dict[str, str] = {
+        name: value["S"]
+        for name, value in start.items()
+        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S"), str)
+    }
+    if set(start) != names or set(values) != names:
+        raise InvalidCursor(
+            f"the cursor's key holds {sorted(start)}; {reader} resumes from "
+            f"string attributes {sorted(names)}",
+            entity=entity,
+        )
+    return values
+
+
 def check_resume_key(
     start: Mapping[str, Any], plan: QueryPlan, info: EntityInfo, index_sk: KeyTemplate | None
 ) -> None:
@@ -175,17 +195,7 @@ def check_resume_key(
     """
     table = info.table
     names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
-    values: dict[str, str] = {
-        name: value["S"]
-        for name, value in start.items()
-        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S"), str)
-    }
-    if set(start) != names or set(values) != names:
-        raise InvalidCursor(
-            f"the cursor's key holds {sorted(start)}; a {info.name} query resumes from "
-            f"string attributes {sorted(names)}",
-            entity=info.name,
-        )
+    values = string_key(start, names, f"a {info.name} query", entity=info.name)
     if values[plan.pk_attribute] != plan.pk_value:
         raise InvalidCursor(
             "the cursor points into another partition",
