@@ -277,7 +277,17 @@ class Transport:
         # a uuid4 and two blinker signals dynaorm does not use (its observers replace them).
         started = time.perf_counter()
         try:
-            response: dict[str, Any] = self._connection._make_api_call(operation, request)
+            if self._embedded:
+                # moto is not thread-safe (a condition is checked, then the item written,
+                # with no lock; a first write to a partition can replace another's), and
+                # all in-memory transports of a process share its backend. DynamoDB applies
+                # each request atomically: one process-wide lock gives moto the same rule.
+                with _MOTO.requests:
+                    response: dict[str, Any] = self._connection._make_api_call(
+                        operation, request
+                    )
+            else:
+                response = self._connection._make_api_call(operation, request)
         except _DRIVER_ERRORS as error:
             failure = _translate(error, operation, sent, table=table, entity=entity, key=key)
             self._finish(operation, sent, None, failure, started)
@@ -458,6 +468,7 @@ class _MotoBackend:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._started = False
+        self.requests = threading.Lock()  # held by each in-memory request (see `_send`)
 
     def start(self) -> None:
         with self._lock:

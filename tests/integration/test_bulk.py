@@ -137,12 +137,8 @@ def test_each_item_gets_its_own_outcome_and_a_failure_stops_nothing(
     assert repr(result) == "BulkResult(written=4, failed=2)"
 
 
-def test_unique_entities_keep_their_guards(
-    task_session: Session, dynamodb_backend: Backend
-) -> None:
-    # moto's transactions are not isolated from concurrent ones (a winner's create was
-    # seen lost beside a cancelled rival): race the creates on a real engine only.
-    concurrency = 3 if dynamodb_backend.endpoint_url is not None else 1
+def test_unique_entities_keep_their_guards(task_session: Session) -> None:
+    concurrency = 3
     users = [
         User(user_id="u1", email="ann@example.com", name="Ann"),
         User(user_id="u2", email="ann@example.com", name="Imposter"),

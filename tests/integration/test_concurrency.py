@@ -2,14 +2,14 @@
 
 Optimistic locking must turn every lost race into a `VersionConflict` (never a lost
 update), and a unique constraint must let exactly one of many racing creates win. The
-threads start together behind a `threading.Barrier`. These tests mean most on DynamoDB
-Local (`--backend=local`), which serialises conditional writes like DynamoDB does.
+threads start together behind a `threading.Barrier`.
 
-They are skipped on moto (`--backend=memory`) because moto is not thread-safe: its
-DynamoDB backend evaluates a condition and then writes without any lock, so two threads
-can both pass one version check or one attribute_not_exists guard. Measured with these
-very tests on moto 5: two winners of the unique race, and after 8 x 50 increments the
-counter at 40-59 while the version had moved further (two writes passing one check).
+moto alone is not thread-safe: its DynamoDB backend evaluates a condition and then
+writes without any lock. Measured with these very tests on moto 5 before the in-memory
+transport serialised its requests: two winners of the unique race, and after 8 x 50
+increments the counter at 40-59. `Transport.in_memory` now holds one process-wide lock
+per request, so each request is atomic as on DynamoDB and these tests run on both
+backends.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from blog_models import User
 
 from dynaorm import Session
@@ -29,21 +28,11 @@ from dynaorm.errors import (
     UniqueConstraintViolation,
     VersionConflict,
 )
-from tests.dynamodb_local import Backend
 
 from .test_write_integrity import Shape, shapes
 
 THREADS = 8
 INCREMENTS = 50
-
-
-@pytest.fixture(autouse=True)
-def _thread_safe_backend(dynamodb_backend: Backend) -> None:
-    if dynamodb_backend.endpoint_url is None:
-        pytest.skip(
-            "moto is not thread-safe (conditional writes are check-then-write without a "
-            "lock): run with --backend=local"
-        )
 
 
 def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:

@@ -111,20 +111,6 @@ class _Victim:
             raise _Crash
 
 
-def _atomic_requests(sessions: list[Session], monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto is not thread-safe (it checks a condition, then writes, without a lock; a reader
-    can see an item half updated): one lock makes each request atomic, as DynamoDB does."""
-    lock = threading.Lock()
-    for session in sessions:
-        original = session.transport.call
-
-        def call(operation: str, params: dict[str, Any], _send: Any = original, **kw: Any) -> Any:
-            with lock:
-                return _send(operation, params, **kw)
-
-        monkeypatch.setattr(session.transport, "call", call)
-
-
 def _worker(session: Session, name: str) -> None:
     options = WorkerOptions("run-1", worker=name, lease_seconds=LEASE)
     backfill_across_workers(session, shop_v2, options, segments=SEGMENTS, page_size=3)
@@ -155,8 +141,6 @@ def test_four_workers_one_killed_backfill_every_item_exactly_once(
 
     for worker in workers:
         worker.transport.add_listener(listen)
-    if dynamodb_backend.name == "memory":
-        _atomic_requests([session, *workers], monkeypatch)
     victim = _Victim(workers[0], session)
     monkeypatch.setattr(workers[0].transport, "call", victim.call)
     crashes: list[BaseException] = []

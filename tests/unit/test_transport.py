@@ -125,6 +125,65 @@ def test_a_second_in_memory_transport_sees_earlier_data(transport: Transport, ta
     assert "Item" in other.call("GetItem", {"TableName": table, "Key": {"pk": {"S": "a"}}})
 
 
+def test_in_memory_requests_are_atomic_across_threads_and_transports(transport: Transport) -> None:
+    # moto checks a condition and then writes with no lock, and its first write to a new
+    # partition can replace another's; DynamoDB applies each request atomically.
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    transport.call(
+        "CreateTable",
+        {
+            "TableName": name,
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    transports = [transport, Transport.in_memory()]
+    barrier = threading.Barrier(16)
+    wins: list[int] = []
+
+    def work(n: int) -> None:
+        barrier.wait()
+        mine = transports[n % 2]
+        for round_ in range(20):
+            item = {"pk": {"S": f"P{round_}"}, "sk": {"S": f"{n}"}}
+            mine.call("PutItem", {"TableName": name, "Item": item})
+            race = {"pk": {"S": "RACE"}, "sk": {"S": f"{round_}"}}
+            try:
+                mine.call(
+                    "PutItem",
+                    {
+                        "TableName": name,
+                        "Item": race,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    },
+                )
+                wins.append(round_)
+            except ConditionFailed:
+                pass
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: inside moto's check-then-write too
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+    items = transport.call("Scan", {"TableName": name, "ConsistentRead": True})["Items"]
+    assert len(items) == 16 * 20 + 20  # no write lost to a racing first write
+    assert sorted(wins) == list(range(20))  # one winner per conditional race
+
+
 def test_reset_in_memory_deletes_every_table(transport: Transport, table: str) -> None:
     reset_in_memory()
 
