@@ -41,9 +41,15 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    """Wait `seconds` (a backoff, a poll interval); the answer is None."""
+    """Wait `seconds` (a backoff, a poll interval); the answer is None.
+
+    `sleep` is who waits on a blocking shell (a `Backoff`'s, which tests replace to record
+    delays instead of waiting); None is `time.sleep`. The async shell awaits
+    `asyncio.sleep` unless that function was replaced, and then calls the replacement.
+    """
 
     seconds: float
+    sleep: Callable[[float], None] | None = None
 
 
 Step: TypeAlias = Call | Sleep
@@ -94,7 +100,7 @@ def drive(steps: Steps[T], transport: Caller, sleep: Callable[[float], None] = t
             return result
         answer, failure = None, None
         if isinstance(step, Sleep):
-            sleep(step.seconds)
+            (step.sleep or sleep)(step.seconds)
             continue
         try:
             answer = transport.call(
@@ -120,7 +126,10 @@ async def adrive(steps: Steps[T], transport: AsyncCaller) -> T:
             return result
         answer, failure = None, None
         if isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
+            if step.sleep is None or step.sleep is time.sleep:
+                await asyncio.sleep(step.seconds)
+            else:
+                step.sleep(step.seconds)  # a test's recorder: returns at once
             continue
         try:
             answer = await transport.call(

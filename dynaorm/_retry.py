@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dynaorm._io import Sleep
 from dynaorm.errors import RequestError, ServiceError, Throttled, TransactionCanceled
 
 __all__ = ["Backoff", "send_transaction", "transient"]
@@ -36,9 +37,17 @@ class Backoff:
         self.max_delay = max_delay
         self.sleep = sleep
 
+    def delay(self, attempt: int) -> float:
+        """A full-jitter delay before retry number `attempt` (1 for the first retry)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
     def pause(self, attempt: int) -> None:
         """Sleep before retry number `attempt` (1 for the first retry)."""
-        self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+        self.sleep(self.delay(attempt))
+
+    def wait(self, attempt: int) -> Sleep:
+        """The step that backs off before retry number `attempt`, for the sans-I/O core."""
+        return Sleep(self.delay(attempt), self.sleep)
 
 
 def send_transaction(send: Callable[[], dict[str, Any]], retry: Backoff) -> dict[str, Any]:

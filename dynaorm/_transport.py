@@ -283,9 +283,7 @@ class Transport:
                 # all in-memory transports of a process share its backend. DynamoDB applies
                 # each request atomically: one process-wide lock gives moto the same rule.
                 with _MOTO.requests:
-                    response: dict[str, Any] = self._connection._make_api_call(
-                        operation, request
-                    )
+                    response: dict[str, Any] = self._connection._make_api_call(operation, request)
             else:
                 response = self._connection._make_api_call(operation, request)
         except _DRIVER_ERRORS as error:

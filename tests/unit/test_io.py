@@ -15,6 +15,7 @@ def steps() -> Steps[list[Any]]:
     seen: list[Any] = []
     seen.append((yield Call("GetItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}})))
     seen.append((yield Sleep(0.25)))
+    seen.append((yield Sleep(0.5, recorded.append)))
     try:
         yield Call("PutItem", {"TableName": "t"}, entity="User", key="k")
     except ConditionFailed as error:
@@ -47,7 +48,8 @@ class Async(Recorder):
 
 
 EXPECTED_SENT = [("GetItem", "t", None, None), ("PutItem", "t", "User", "k")]
-EXPECTED_RESULT = [{"Item": {"pk": {"S": "a"}}}, None, "taken"]
+EXPECTED_RESULT = [{"Item": {"pk": {"S": "a"}}}, None, None, "taken"]
+recorded: list[float] = []
 
 
 def test_drive_answers_calls_sleeps_and_throws_request_errors_in() -> None:
@@ -58,6 +60,7 @@ def test_drive_answers_calls_sleeps_and_throws_request_errors_in() -> None:
     assert result == EXPECTED_RESULT
     assert transport.sent == EXPECTED_SENT
     assert slept == [0.25]
+    assert recorded.pop() == 0.5  # a Backoff's own (replaced) sleep, not the driver's
 
 
 def test_adrive_runs_the_same_steps_to_the_same_result() -> None:
@@ -67,6 +70,7 @@ def test_adrive_runs_the_same_steps_to_the_same_result() -> None:
 
     assert result == EXPECTED_RESULT
     assert transport.sent == EXPECTED_SENT
+    assert recorded.pop() == 0.5
 
 
 def bug() -> Steps[None]:
