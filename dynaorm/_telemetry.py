@@ -265,8 +265,7 @@ class _Hook:
             return
         with self._lock:
             if not self._registered:
-                events = self._transport.botocore_client.meta.events
-                events.register("needs-retry.dynamodb", _on_attempt, unique_id="dynaorm-telemetry")
+                self._transport.watch_attempts(_on_attempt)
                 self._registered = True
 
     def _record(
