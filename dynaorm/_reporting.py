@@ -20,6 +20,7 @@ from dynaorm.errors import RequestError
 
 __all__ = [
     "CONSUMED_CAPACITY_OPERATIONS",
+    "AttemptWatcher",
     "Listener",
     "Reporting",
     "RequestEvent",
@@ -49,8 +50,8 @@ Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | Non
 SendHook = Callable[[str, dict[str, Any], str | None, Callable[[], dict[str, Any]]], dict[str, Any]]
 """Wraps each send: (operation, params, entity, send) -> the response `send()` returned."""
 
-AttemptWatcher = Callable[..., None]
-"""Called after every attempt with botocore's `needs-retry` keywords (see `_telemetry`)."""
+AttemptWatcher = Callable[[str | None], None]
+"""Called after every attempt with its error code, None for a success (see `_telemetry`)."""
 
 # The operations that accept ReturnConsumedCapacity (the data plane).
 CONSUMED_CAPACITY_OPERATIONS = frozenset(

@@ -156,7 +156,7 @@ class _Instruments:
 
 @dataclass
 class _Attempts:
-    """What botocore's retry loop saw during one request (see `_on_attempt`)."""
+    """What the transport's retry loop saw during one request (see `_on_attempt`)."""
 
     attempts: int = 0
     throttles: int = 0
@@ -166,18 +166,13 @@ class _Attempts:
 _CURRENT: ContextVar[_Attempts | None] = ContextVar("dynaorm_telemetry_attempt", default=None)
 
 
-def _on_attempt(
-    response: Any = None, caught_exception: BaseException | None = None, **_: Any
-) -> None:
-    """botocore `needs-retry` handler: runs after every attempt of the current request.
-
-    Returns None, so it never takes part in botocore's retry decision.
-    """
+def _on_attempt(code: str | None) -> None:
+    """The transport's attempt watcher: runs after every attempt of the current request
+    with the attempt's error code (None for a success)."""
     state = _CURRENT.get()
     if state is None:
         return
     try:
-        code = _attempt_error(response, caught_exception)
         state.attempts += 1
         if code is None:
             return
@@ -186,18 +181,6 @@ def _on_attempt(
             state.throttles += 1
     except Exception:
         logger.exception("dynaorm telemetry failed to record a request attempt")
-
-
-def _attempt_error(response: Any, caught_exception: BaseException | None) -> str | None:
-    if caught_exception is not None:
-        return type(caught_exception).__name__
-    if not response:
-        return None
-    http, parsed = response
-    if http is not None and getattr(http, "status_code", 200) < 300:
-        return None
-    code = (parsed or {}).get("Error", {}).get("Code")
-    return str(code) if code else str(getattr(http, "status_code", "error"))
 
 
 class _Hook:
@@ -260,7 +243,7 @@ class _Hook:
             yield span
 
     def _register(self) -> None:
-        """Listen to botocore's attempts once per transport, on first use (no I/O before)."""
+        """Watch the transport's attempts once per transport, on first use (no I/O before)."""
         if self._registered:
             return
         with self._lock:

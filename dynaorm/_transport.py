@@ -257,9 +257,19 @@ class Transport(Reporting):
         return self._client
 
     def watch_attempts(self, watcher: AttemptWatcher) -> None:
-        """Call `watcher(**needs_retry_keywords)` after every attempt (botocore's event)."""
+        """Call `watcher(code)` after every attempt: its error code, None for a success.
+
+        Listens to botocore's `needs-retry` event, which fires after every attempt; the
+        handler returns None, so it never takes part in botocore's retry decision.
+        """
+
+        def on_attempt(
+            response: Any = None, caught_exception: BaseException | None = None, **_: Any
+        ) -> None:
+            watcher(_attempt_error(response, caught_exception))
+
         self._ensure_client().meta.events.register(
-            "needs-retry.dynamodb", watcher, unique_id="dynaorm-attempts"
+            "needs-retry.dynamodb", on_attempt, unique_id=f"dynaorm-attempts-{id(watcher)}"
         )
 
 
@@ -377,6 +387,18 @@ def _env(*names: str) -> str | None:
         if value:
             return value
     return None
+
+
+def _attempt_error(response: Any, caught_exception: BaseException | None) -> str | None:
+    if caught_exception is not None:
+        return type(caught_exception).__name__
+    if not response:
+        return None
+    http, parsed = response
+    if http is not None and getattr(http, "status_code", 200) < 300:
+        return None
+    code = (parsed or {}).get("Error", {}).get("Code")
+    return str(code) if code else str(getattr(http, "status_code", "error"))
 
 
 def _innermost(error: BaseException) -> BaseException:

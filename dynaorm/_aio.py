@@ -1,0 +1,148 @@
+"""The async direct transport: `DirectTransport`'s protocol, signer and retries on aiohttp.
+
+One `aiohttp.ClientSession` per transport, created inside the running loop on first use
+(a session belongs to the loop that made it; a transport used from a new loop opens a new
+one). Keep-alive pooling is aiohttp's `TCPConnector`. botocore's credential refresh is
+blocking, so a lookup or refresh that is due runs in a worker thread, off the loop.
+
+Telemetry's send hook wraps a blocking send, so it is not offered here: observers,
+listeners and stats are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from dynaorm._direct import POOL_SIZE, DirectBase, ca_bundle, proxy_for
+from dynaorm._wire import Failure, read_response
+
+__all__ = ["AsyncDirectTransport"]
+
+
+class AsyncDirectTransport(DirectBase):
+    """Sends DynamoDB requests from asyncio code; options are `Transport`'s."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._proxy = proxy_for(self._endpoint)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+        )
+
+    async def call(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str | None = None,
+        entity: str | None = None,
+        key: Any = None,
+    ) -> dict[str, Any]:
+        """Send one request and return the response dict; `DirectTransport.call`, awaited."""
+        body = self._body(operation, params)
+        started = time.perf_counter()
+        try:
+            response = await self._exchange(operation, body)
+        except Failure as failure:
+            error = self._failed(failure, operation, params, started, (table, entity, key))
+            raise error from failure
+        self._finish(operation, params, response, None, started)
+        return response
+
+    async def _exchange(self, operation: str, body: bytes) -> dict[str, Any]:
+        attempt, last = 0, None
+        while True:
+            attempt += 1
+            try:
+                if not self._credentials.resolved:  # a botocore lookup or refresh: blocking
+                    await asyncio.to_thread(self._credentials.get)
+                headers = self._headers(operation, body)
+                status, answer_headers, answer = await self._post(body, headers)
+                response = read_response(status, answer_headers, answer, attempt)
+            except Failure as failure:
+                self._attempted(failure)
+                delay = self.retry.delay(failure, attempt)
+                if delay is None:
+                    raise
+                last = failure
+                await self.sleep(delay)
+                continue
+            self._attempted(None)
+            self.retry.succeeded(attempt, last)
+            return response
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        session = self._open()
+        # identity: the x-amz-crc32 checksum is of the body as sent, never decompressed.
+        headers["Accept-Encoding"] = "identity"
+        try:
+            async with session.post(
+                self._endpoint.url + "/",
+                data=body,
+                headers=headers,
+                proxy=self._proxy,
+                allow_redirects=False,
+            ) as answer:
+                return answer.status, answer.headers, await answer.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise connection_failure(error) from error
+
+    def _open(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            context: ssl.SSLContext | bool = False
+            if self._endpoint.scheme == "https":
+                context = ssl.create_default_context(cafile=ca_bundle())
+            connector = aiohttp.TCPConnector(limit=POOL_SIZE * 10, ssl=context)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=False
+            )
+            self._loop = loop
+        return self._session
+
+    async def close(self) -> None:
+        """Close the HTTP session; a later call opens a new one."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def __aenter__(self) -> AsyncDirectTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def connection_failure(error: BaseException) -> Failure:
+    """The failure of an attempt that got no answer, named as botocore names it."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
+        return Failure("SSLError", text)  # will not verify on the next attempt either
+    if isinstance(error, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return Failure("ProxyConnectionError", text, connection=True)
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return Failure("EndpointConnectionError", text, connection=True)
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return Failure("ConnectTimeoutError", text, connection=True, timeout=True)
+    if isinstance(error, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+        return Failure("ReadTimeoutError", text, connection=True, timeout=True)
+    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return Failure("ConnectionClosedError", text, connection=True)
+    if isinstance(error, aiohttp.ClientOSError):
+        return Failure("ConnectionClosedError", text, connection=True)
+    return Failure("HTTPClientError", text, connection=True)
