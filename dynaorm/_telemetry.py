@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Meter, MeterProvider
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from dynaorm._transport import Transport
+    from dynaorm._transports import TransportLike
 
 __all__ = ["TableCapacity", "Telemetry", "Usage"]
 
@@ -122,7 +122,7 @@ class Telemetry:
                 self._instruments = _Instruments(meter)
         self._on_usage = on_usage
 
-    def instrument(self, transport: Transport) -> None:
+    def instrument(self, transport: TransportLike) -> None:
         """Send every request of `transport` through this telemetry."""
         transport.set_send_hook(_Hook(self, transport))
 
@@ -186,7 +186,7 @@ def _on_attempt(code: str | None) -> None:
 class _Hook:
     """Wraps one transport's sends: the span is current while the request is on the wire."""
 
-    def __init__(self, telemetry: Telemetry, transport: Transport) -> None:
+    def __init__(self, telemetry: Telemetry, transport: TransportLike) -> None:
         self._telemetry = telemetry
         self._transport = transport
         self._server = _server_attributes(transport.endpoint_url, transport.region)
