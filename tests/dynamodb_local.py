@@ -201,7 +201,8 @@ def make_session(transport: str, **options: Any) -> Session:
         return Session(**options)
     if transport == "direct":
         moved = {name: options.pop(name) for name in _TRANSPORT_OPTIONS if name in options}
-        return Session(transport=sync_transport("direct", **moved), **options)  # type: ignore[arg-type]
+        direct = sync_transport("direct", **moved)
+        return Session(transport=direct, **options)  # type: ignore[arg-type, unused-ignore]
     raise ValueError(f"unknown transport {transport!r}")
 
 

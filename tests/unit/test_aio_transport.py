@@ -125,7 +125,7 @@ async def test_a_due_refresh_runs_off_the_event_loop(
 
     def refresh() -> dict[str, str]:
         threads.append(threading.current_thread())
-        expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
         return {
             "access_key": "AKIDFRESH",
             "secret_key": "s",
@@ -133,7 +133,7 @@ async def test_a_due_refresh_runs_off_the_event_loop(
             "expiry_time": expiry.isoformat(),
         }
 
-    expired = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    expired = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
     chain = botocore.credentials.RefreshableCredentials.create_from_metadata(
         {"access_key": "OLD", "secret_key": "s", "token": "t", "expiry_time": expired.isoformat()},
         refresh_using=refresh,

@@ -228,7 +228,7 @@ def test_expiring_credentials_are_refreshed_before_a_request(
 
     def refresh() -> dict[str, str]:
         refreshed.append("now")
-        expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
         return {
             "access_key": "AKIDFRESH",
             "secret_key": "fresh",
@@ -236,7 +236,7 @@ def test_expiring_credentials_are_refreshed_before_a_request(
             "expiry_time": expiry.isoformat(),
         }
 
-    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=30)
     expiring = botocore.credentials.RefreshableCredentials.create_from_metadata(
         {
             "access_key": "AKIDOLD",
