@@ -160,6 +160,8 @@ class DirectTransport(DirectBase):
         self.sleep: Callable[[float], None] = time.sleep  # tests record instead of waiting
         self._manager_lock = threading.Lock()
         self._manager: urllib3.PoolManager | None = None
+        self._opener: urllib3.PoolManager | urllib3.HTTPConnectionPool | None = None
+        self._path = "/"
         self._timeout = urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout)
 
     def call(
@@ -223,11 +225,11 @@ class DirectTransport(DirectBase):
             return response
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, Any, bytes]:
-        manager = self._manager or self._open()
+        opener = self._opener or self._open()
         try:
-            answer = manager.urlopen(
+            answer = opener.urlopen(
                 "POST",
-                self._endpoint.url + "/",
+                self._path,
                 body=body,
                 headers=headers,
                 retries=False,
@@ -238,16 +240,26 @@ class DirectTransport(DirectBase):
             raise connection_failure(error) from error
         return answer.status, answer.headers, answer.data
 
-    def _open(self) -> urllib3.PoolManager:
+    def _open(self) -> urllib3.PoolManager | urllib3.HTTPConnectionPool:
         with self._manager_lock:
-            if self._manager is None:
-                self._manager = _pool_manager(self._endpoint)
-            return self._manager
+            if self._opener is None:
+                manager = _pool_manager(self._endpoint)
+                # `_path` before `_opener`: another thread may use the opener at once.
+                if isinstance(manager, urllib3.ProxyManager):
+                    self._path = self._endpoint.url + "/"
+                    self._opener = manager
+                else:
+                    # Straight to the host's pool: the manager would parse the URL and
+                    # look the pool up again on every request.
+                    self._path = "/"
+                    self._opener = manager.connection_from_url(self._endpoint.url)
+                self._manager = manager
+            return self._opener
 
     def close(self) -> None:
         """Release pooled HTTP connections; a later call opens new ones."""
         with self._manager_lock:
-            manager, self._manager = self._manager, None
+            manager, self._manager, self._opener = self._manager, None, None
         if manager is not None:
             manager.clear()
 
