@@ -1,9 +1,10 @@
 """The async direct transport: `DirectTransport`'s protocol, signer and retries on aiohttp.
 
-One `aiohttp.ClientSession` per transport, created inside the running loop on first use
-(a session belongs to the loop that made it; a transport used from a new loop opens a new
-one). Keep-alive pooling is aiohttp's `TCPConnector`. botocore's credential refresh is
-blocking, so a lookup or refresh that is due runs in a worker thread, off the loop.
+One `aiohttp.ClientSession` per transport, created inside the running loop on first use.
+A session belongs to the loop that made it: `await close()` in that loop before using the
+transport in another (a later call opens a new session). Keep-alive pooling is
+aiohttp's `TCPConnector`. botocore's credential refresh is blocking, so a lookup or a
+refresh that is due runs in a worker thread, off the loop.
 
 Telemetry's send hook wraps a blocking send, so it is not offered here: observers,
 listeners and stats are.
@@ -99,15 +100,24 @@ class AsyncDirectTransport(DirectBase):
 
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._loop is not loop or self._session.closed:
-            context: ssl.SSLContext | bool = False
-            if self._endpoint.scheme == "https":
-                context = ssl.create_default_context(cafile=ca_bundle())
-            connector = aiohttp.TCPConnector(limit=POOL_SIZE * 10, ssl=context)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False
+        session = self._session
+        if session is not None and not session.closed:
+            if self._loop is loop:
+                return session
+            # Its connections belong to the other loop: they can be closed only there, and
+            # dropping them would leak their sockets.
+            raise RuntimeError(
+                "this AsyncDirectTransport is bound to the event loop that first used it: "
+                "`await transport.close()` in that loop before using it in another"
             )
-            self._loop = loop
+        context: ssl.SSLContext | bool = False
+        if self._endpoint.scheme == "https":
+            context = ssl.create_default_context(cafile=ca_bundle())
+        connector = aiohttp.TCPConnector(limit=POOL_SIZE * 10, ssl=context)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, auto_decompress=False
+        )
+        self._loop = loop
         return self._session
 
     async def close(self) -> None:

@@ -167,3 +167,31 @@ async def test_tls_with_and_without_the_ca(tmp_path: Path, monkeypatch: pytest.M
         async with transport_for(tls_fake)[0] as trusted:
             await trusted.call("GetItem", {"TableName": "app", "Key": KEY})
         assert tls_fake.operations() == ["GetItem"]
+
+
+def test_one_transport_serves_one_event_loop_after_another(fake: FakeDynamoDB) -> None:
+    transport, _ = transport_for(fake)
+
+    async def get_then_close() -> None:
+        await transport.call("GetItem", {"TableName": "app", "Key": KEY})
+        await transport.close()
+
+    asyncio.run(get_then_close())
+    asyncio.run(get_then_close())
+    assert fake.operations() == ["GetItem", "GetItem"]
+
+
+def test_a_second_loop_is_refused_while_the_first_one_holds_connections(
+    fake: FakeDynamoDB,
+) -> None:
+    transport, _ = transport_for(fake)
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        first.run_until_complete(transport.call("GetItem", {"TableName": "app", "Key": KEY}))
+        with pytest.raises(RuntimeError, match="bound to the event loop that first used it"):
+            second.run_until_complete(transport.call("GetItem", {"TableName": "app", "Key": KEY}))
+        first.run_until_complete(transport.close())
+    finally:
+        first.close()
+        second.close()
+    assert fake.operations() == ["GetItem"]
