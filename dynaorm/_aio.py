@@ -30,8 +30,7 @@ __all__ = ["AsyncDirectTransport"]
 class AsyncDirectTransport(DirectBase):
     """Sends DynamoDB requests from asyncio code; options are `Transport`'s."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    def _setup(self) -> None:
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

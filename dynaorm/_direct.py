@@ -80,6 +80,10 @@ class DirectBase(Reporting):
         self.read_timeout = read_timeout or DEFAULT_READ_TIMEOUT
         self._host = _host_header(self._endpoint)
         self._watchers: list[AttemptWatcher] = []
+        self._setup()
+
+    def _setup(self) -> None:
+        """Prepare the HTTP side (no connection is opened before the first request)."""
 
     @property
     def region(self) -> str:
@@ -155,8 +159,7 @@ class DirectTransport(DirectBase):
     Safe to share across threads (urllib3's pools are). Options are `Transport`'s.
     """
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    def _setup(self) -> None:
         self.sleep: Callable[[float], None] = time.sleep  # tests record instead of waiting
         self._manager_lock = threading.Lock()
         self._manager: urllib3.PoolManager | None = None

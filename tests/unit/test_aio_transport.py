@@ -17,7 +17,7 @@ import trustme
 from dynaorm._aio import AsyncDirectTransport
 from dynaorm._transports import async_transport
 from dynaorm.errors import ConditionFailed, ServiceError, Throttled
-from tests.unit.fake_dynamodb import Answer, FakeDynamoDB, error, serving
+from tests.unit.fake_dynamodb import Answer, FakeDynamoDB, Proxy, error, serving
 from tests.unit.test_direct_transport import KEY, clean_env  # noqa: F401  (autouse fixture)
 
 
@@ -194,4 +194,16 @@ def test_a_second_loop_is_refused_while_the_first_one_holds_connections(
     finally:
         first.close()
         second.close()
+    assert fake.operations() == ["GetItem"]
+
+
+@pytest.mark.asyncio
+async def test_requests_go_through_the_http_proxy(
+    fake: FakeDynamoDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Proxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        async with transport_for(fake)[0] as transport:
+            await transport.call("GetItem", {"TableName": "app", "Key": KEY})
+    assert proxy.lines == [f"POST {fake.url}/ HTTP/1.1"]
     assert fake.operations() == ["GetItem"]
