@@ -28,6 +28,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # send the headers and part of the body, then close
     crc32: int | None = None  # a wrong x-amz-crc32 to send instead of the right one
+    hang_up: bool = False  # answer in full, then close the kept-alive connection unannounced
 
     def payload(self) -> bytes:
         return self.body if isinstance(self.body, bytes) else json.dumps(self.body).encode()
@@ -82,6 +83,10 @@ class FakeDynamoDB:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 self.wfile.write(payload)
+                if answer.hang_up:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -100,6 +100,18 @@ async def test_server_errors_and_dropped_connections_are_retried(fake: FakeDynam
 
 
 @pytest.mark.asyncio
+async def test_a_kept_alive_connection_the_server_closed_is_replaced(fake: FakeDynamoDB) -> None:
+    fake.script(Answer(body={"Item": KEY}, hang_up=True), Answer(body={"Item": KEY}))
+    transport, sleeps = transport_for(fake)
+    async with transport:
+        for _ in range(2):
+            await transport.call("GetItem", {"TableName": "app", "Key": KEY})
+            await asyncio.sleep(0.05)  # the hang-up reaches the client first
+    assert sleeps == []
+    assert len(fake.seen) == 2
+
+
+@pytest.mark.asyncio
 async def test_dropped_every_time_is_a_service_error(fake: FakeDynamoDB) -> None:
     fake.script(*[Answer(body={"pad": "x" * 5000}, drop=True)] * 4)
     async with transport_for(fake)[0] as transport:

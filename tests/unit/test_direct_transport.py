@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import ssl
 import threading
+import time
 from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +161,19 @@ def test_a_connection_dropped_mid_answer_is_retried(fake: FakeDynamoDB) -> None:
     assert transport.call("GetItem", {"TableName": "app", "Key": KEY})["Item"] == KEY
     assert len(fake.seen) == 2
     assert len(sleeps) == 1
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_without_a_retry(
+    fake: FakeDynamoDB,
+) -> None:
+    fake.script(Answer(body={"Item": KEY}, hang_up=True), Answer(body={"Item": KEY}))
+    transport, sleeps = transport_for(fake)
+    for _ in range(2):
+        response = transport.call("GetItem", {"TableName": "app", "Key": KEY})
+        assert response["ResponseMetadata"]["RetryAttempts"] == 0
+        time.sleep(0.05)  # the hang-up reaches the client first
+    assert sleeps == []
+    assert len(fake.seen) == 2
 
 
 def test_connections_dropped_every_time_are_a_service_error(fake: FakeDynamoDB) -> None:
