@@ -63,6 +63,9 @@ class AsyncDirectTransport(DirectBase):
         attempt, last = 0, None
         while True:
             attempt += 1
+            wait = self.retry.before_attempt()
+            if wait:
+                await self.sleep(wait)
             try:
                 if not self._credentials.resolved:  # a botocore lookup or refresh: blocking
                     await asyncio.to_thread(self._credentials.get)

@@ -127,6 +127,7 @@ class DirectBase(Reporting):
         )
 
     def _attempted(self, failure: Failure | None) -> None:
+        self.retry.after_attempt(failure)
         for watcher in self._watchers:
             watcher(None if failure is None else failure.code)
 
@@ -211,6 +212,9 @@ class DirectTransport(DirectBase):
         attempt, last = 0, None
         while True:
             attempt += 1
+            wait = self.retry.before_attempt()
+            if wait:
+                self.sleep(wait)
             try:
                 headers = self._headers(operation, body)
                 status, answer_headers, answer = self._post(body, headers)

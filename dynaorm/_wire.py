@@ -27,6 +27,7 @@ from base64 import b64decode, b64encode
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dynaorm._adaptive import RateLimiter
 from dynaorm.errors import (
     ConditionFailed,
     RequestError,
@@ -76,6 +77,8 @@ _RETRYABLE_CODES = frozenset(
     }
 )
 _RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+_TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException"})
+_THROTTLED_CODES = _RETRYABLE_CODES - _TRANSIENT_CODES  # what adaptive mode slows down for
 
 
 def _base64(value: Any) -> str:
@@ -239,7 +242,8 @@ class RetryPolicy:
       seconds; a retry quota of 500 per transport, a retry costing 5 (10 after a
       timeout), a success giving back what its last retry took (1 without retries).
     - legacy: botocore's DynamoDB schedule, `0.05 * 2 ** (attempt - 1)`, no quota.
-    - adaptive: standard; botocore's client-side rate limiter is not implemented.
+    - adaptive: standard, plus botocore's client-side rate limiter (`_adaptive`): after
+      a throttle, attempts wait for a token of a bucket whose rate adapts (CUBIC).
 
     `sleep` and `random` are attributes so that tests can record delays instead of waiting.
     """
@@ -258,6 +262,7 @@ class RetryPolicy:
         if mode not in ("legacy", "standard", "adaptive"):
             raise ValueError(f"AWS_RETRY_MODE must be legacy, standard or adaptive: {mode!r}")
         self.mode = mode
+        self.limiter = RateLimiter() if mode == "adaptive" else None
         self.random: Callable[[], float] = random.random
         self._quota = self.INITIAL_QUOTA
         self._lock = threading.Lock()
@@ -265,6 +270,15 @@ class RetryPolicy:
     @property
     def quota(self) -> int:
         return self._quota
+
+    def before_attempt(self) -> float:
+        """Seconds to wait before sending an attempt (adaptive mode's rate limit)."""
+        return self.limiter.reserve() if self.limiter is not None else 0.0
+
+    def after_attempt(self, failure: Failure | None) -> None:
+        """Let adaptive mode's rate follow the answer."""
+        if self.limiter is not None:
+            self.limiter.record(failure is not None and failure.code in _THROTTLED_CODES)
 
     def delay(self, failure: Failure, attempt: int) -> float | None:
         """Seconds to wait before attempt `attempt + 1`; None: give up and report it."""

@@ -106,6 +106,19 @@ def test_throttling_is_retried_with_full_jitter_then_succeeds(fake: FakeDynamoDB
     assert sleeps == [0.5 * 1, 0.5 * 2]  # random() * 2 ** (attempt - 1)
 
 
+def test_adaptive_mode_paces_attempts_after_a_throttle(
+    fake: FakeDynamoDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
+    fake.script(error("ThrottlingException"), Answer(body={"Item": KEY}))
+    transport, sleeps = transport_for(fake)
+    transport.call("GetItem", {"TableName": "app", "Key": KEY})
+    backoff, paced = sleeps
+    assert backoff == 0.5  # the retry's full jitter
+    assert paced > 0  # then a token of the rate limiter the throttle turned on
+    assert len(fake.seen) == 2
+
+
 def test_throttling_past_the_attempts_is_throttled(fake: FakeDynamoDB) -> None:
     fake.script(*[error("ThrottlingException", "slow down")] * 10)
     transport, sleeps = transport_for(fake, max_retry_attempts=2)

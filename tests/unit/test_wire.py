@@ -9,6 +9,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
+from dynaorm._adaptive import RateLimiter
 from dynaorm._transport import _translate
 from dynaorm._wire import Failure, RetryPolicy, encode_body, map_error, read_response
 from dynaorm.errors import (
@@ -204,3 +205,59 @@ def test_attempts_and_mode_come_from_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "many")
     with pytest.raises(ValueError, match="AWS_MAX_ATTEMPTS must be a whole number"):
         RetryPolicy()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_adaptive_mode_waits_only_after_a_throttle_then_paces_attempts() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock)
+    for _ in range(40):  # 20 requests a second, all answered
+        assert limiter.reserve() == 0.0
+        limiter.record(throttled=False)
+        clock.now += 0.05
+    assert not limiter.enabled
+    assert limiter.measured_rate > 10
+    limiter.record(throttled=True)
+    assert limiter.enabled
+    rate = limiter.fill_rate
+    assert rate == pytest.approx(min(limiter.measured_rate * 0.7, 2 * limiter.measured_rate))
+    # The bucket filled while sending freely (up to `rate` tokens, as botocore's does):
+    # a burst spends them, then each attempt waits one more 1/rate.
+    waits = [limiter.reserve() for _ in range(int(rate) + 4)]
+    assert waits[0] == 0.0
+    assert waits[-1] > 0
+    assert waits[-1] - waits[-2] == pytest.approx(1 / rate)
+    assert waits[-2] - waits[-3] == pytest.approx(1 / rate)
+
+
+def test_adaptive_rate_grows_back_after_the_throttle() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock)
+    for _ in range(40):
+        limiter.record(throttled=False)
+        clock.now += 0.05
+    limiter.record(throttled=True)
+    cut = limiter.fill_rate
+    rates = []
+    for _ in range(60):  # keep sending at the cut rate, every answer a success
+        clock.now += 1 / cut
+        limiter.record(throttled=False)
+        rates.append(limiter.fill_rate)
+    assert max(rates) > cut
+    assert rates[-1] >= rates[len(rates) // 2]
+
+
+def test_adaptive_transports_pace_attempts_after_a_throttle() -> None:
+    policy = RetryPolicy(mode="adaptive")
+    assert policy.before_attempt() == 0.0
+    policy.after_attempt(Failure("ProvisionedThroughputExceededException", status=400))
+    assert policy.limiter is not None and policy.limiter.enabled
+    assert policy.before_attempt() > 0
+    assert RetryPolicy(mode="standard").limiter is None
