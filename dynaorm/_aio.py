@@ -6,8 +6,8 @@ transport in another (a later call opens a new session). Keep-alive pooling is
 aiohttp's `TCPConnector`. botocore's credential refresh is blocking, so a lookup or a
 refresh that is due runs in a worker thread, off the loop.
 
-Telemetry's send hook wraps a blocking send, so it is not offered here: observers,
-listeners and stats are.
+A send hook here must offer `acall(operation, params, entity, send)`, awaiting `send()`:
+telemetry's does, so its spans stay current while the request is awaited.
 """
 
 from __future__ import annotations
@@ -48,7 +48,29 @@ class AsyncDirectTransport(DirectBase):
         entity: str | None = None,
         key: Any = None,
     ) -> dict[str, Any]:
-        """Send one request and return the response dict; `DirectTransport.call`, awaited."""
+        """Send one request and return the response dict; `DirectTransport.call`, awaited.
+
+        With a send hook (telemetry), the send runs inside its `acall`.
+        """
+        hook = self._send_hook
+        if hook is None:
+            return await self._send(operation, params, table, entity, key)
+        acall = getattr(hook, "acall", None)
+        if acall is None:
+            raise TypeError("an async transport's send hook needs an `acall` method")
+        response: dict[str, Any] = await acall(
+            operation, params, entity, lambda: self._send(operation, params, table, entity, key)
+        )
+        return response
+
+    async def _send(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        table: str | None,
+        entity: str | None,
+        key: Any,
+    ) -> dict[str, Any]:
         body = self._body(operation, params)
         started = time.perf_counter()
         try:

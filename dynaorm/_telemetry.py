@@ -12,14 +12,16 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dynaorm._transport import _THROTTLING_CODES, _innermost, _tables_of
+from dynaorm._wire import THROTTLING_CODES as _THROTTLING_CODES
+from dynaorm._wire import Failure
+from dynaorm._wire import tables_of as _tables_of
 from dynaorm.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -183,6 +185,14 @@ def _on_attempt(code: str | None) -> None:
         logger.exception("dynaorm telemetry failed to record a request attempt")
 
 
+@dataclass
+class _Outcome:
+    """What the send wrapped by `_Hook._around` gave: its response or its error."""
+
+    response: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
 class _Hook:
     """Wraps one transport's sends: the span is current while the request is on the wire."""
 
@@ -200,24 +210,44 @@ class _Hook:
         entity: str | None,
         send: Callable[[], dict[str, Any]],
     ) -> dict[str, Any]:
+        with self._around(operation, params, entity) as outcome:
+            response = outcome.response = send()
+        return response
+
+    async def acall(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        entity: str | None,
+        send: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """`__call__` for an async transport: the span is current while the send awaits."""
+        with self._around(operation, params, entity) as outcome:
+            response = outcome.response = await send()
+        return response
+
+    @contextmanager
+    def _around(
+        self, operation: str, params: dict[str, Any], entity: str | None
+    ) -> Iterator[_Outcome]:
         self._register()
         tracer = self._telemetry._tracer
         with self._span(tracer, operation, params, entity) as span:
             state = _Attempts()
             token = _CURRENT.set(state)
             started = time.perf_counter()
-            response: dict[str, Any] | None = None
-            error: BaseException | None = None
+            outcome = _Outcome()
             try:
-                response = send()
+                yield outcome
             except BaseException as failure:
-                error = failure
+                outcome.error = failure
                 raise
             finally:
                 _CURRENT.reset(token)
                 duration = time.perf_counter() - started
-                self._record(operation, params, response, error, state, span, duration)
-            return response
+                self._record(
+                    operation, params, outcome.response, outcome.error, state, span, duration
+                )
 
     @contextmanager
     def _span(
@@ -405,7 +435,11 @@ def error_type(error: BaseException) -> str:
     if isinstance(error, ServiceError) and error.aws_code:
         return error.aws_code
     cause = error.__cause__
+    if isinstance(cause, Failure):  # the direct transports'
+        return cause.code
     if cause is not None:
+        from dynaorm._transport import _innermost  # noqa: PLC0415  (imports botocore)
+
         inner = _innermost(cause)
         response = getattr(inner, "response", None)
         if isinstance(response, dict):

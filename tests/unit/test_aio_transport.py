@@ -13,12 +13,14 @@ from typing import Any
 import botocore.credentials
 import pytest
 import trustme
+from opentelemetry import trace
 
 from dynaorm._aio import AsyncDirectTransport
 from dynaorm._transports import async_transport
 from dynaorm.errors import ConditionFailed, ServiceError, Throttled
 from tests.unit.fake_dynamodb import Answer, FakeDynamoDB, Proxy, error, serving
 from tests.unit.test_direct_transport import KEY, clean_env  # noqa: F401  (autouse fixture)
+from tests.unit.test_telemetry import Otel
 
 
 @pytest.fixture
@@ -219,3 +221,40 @@ async def test_requests_go_through_the_http_proxy(
             await transport.call("GetItem", {"TableName": "app", "Key": KEY})
     assert proxy.lines == [f"POST {fake.url}/ HTTP/1.1"]
     assert fake.operations() == ["GetItem"]
+
+
+@pytest.mark.asyncio
+async def test_telemetry_spans_wrap_the_awaited_send(fake: FakeDynamoDB) -> None:
+    otel = Otel()
+    fake.script(error("ThrottlingException", "slow down"), Answer(body={"Item": KEY}))
+    transport, _ = transport_for(fake)
+    otel.telemetry().instrument(transport)
+    seen_spans: list[Any] = []
+    transport.add_listener(lambda *_: seen_spans.append(trace.get_current_span()))
+    async with transport:
+        await transport.call("GetItem", {"TableName": "app", "Key": KEY}, entity="User")
+    [span] = otel.finished()
+    assert span.name == "GetItem app"
+    assert span.attributes is not None
+    assert span.attributes["dynaorm.entity"] == "User"
+    assert span.attributes["dynaorm.attempts"] == 2
+    assert span.attributes["aws.request_id"] == "req-2"
+    assert [event.name for event in span.events] == ["dynaorm.retry"]
+    assert seen_spans[0].get_span_context().span_id == span.context.span_id  # current inside
+    [usage] = otel.usages
+    assert (usage.attempts, usage.throttles, usage.error_type) == (2, 1, None)
+
+
+@pytest.mark.asyncio
+async def test_telemetry_reports_the_error_of_a_failed_awaited_send(fake: FakeDynamoDB) -> None:
+    otel = Otel()
+    fake.script(error("ConditionalCheckFailedException", "failed"))
+    transport, _ = transport_for(fake)
+    otel.telemetry().instrument(transport)
+    async with transport:
+        with pytest.raises(ConditionFailed):
+            await transport.call("PutItem", {"TableName": "app", "Item": KEY})
+    [span] = otel.finished()
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "ConditionalCheckFailedException"
+    assert otel.usages[0].error_type == "ConditionalCheckFailedException"
