@@ -19,8 +19,13 @@ from dynaorm._reporting import AttemptWatcher, Listener, RequestEvent, SendHook,
 
 if TYPE_CHECKING:
     from dynaorm._aio import AsyncDirectTransport
-
-__all__ = ["TRANSPORT_KINDS", "TransportLike", "async_transport", "sync_transport"]
+__all__ = [
+    "TRANSPORT_KINDS",
+    "AsyncTransportLike",
+    "TransportLike",
+    "async_transport",
+    "sync_transport",
+]
 
 TRANSPORT_KINDS = ("direct", "botocore")
 
@@ -67,6 +72,45 @@ class TransportLike(Protocol):
     def close(self) -> None: ...
 
 
+class AsyncTransportLike(Protocol):
+    """The surface every async transport offers: `TransportLike` with `call` and `close`
+    awaited."""
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def endpoint_url(self) -> str | None: ...
+
+    @property
+    def table_prefix(self) -> str: ...
+
+    @property
+    def stats(self) -> Stats: ...
+
+    def table_name(self, logical: str) -> str: ...
+
+    async def call(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str | None = None,
+        entity: str | None = None,
+        key: Any = None,
+    ) -> dict[str, Any]: ...
+
+    def add_listener(self, listener: Listener) -> None: ...
+
+    def remove_listener(self, listener: Listener) -> None: ...
+
+    def add_observer(self, observer: Callable[[RequestEvent], None]) -> None: ...
+
+    def remove_observer(self, observer: Callable[[RequestEvent], None]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 def sync_transport(kind: str | None = None, **options: Any) -> TransportLike:
     """A blocking transport: "direct" (also for None) or "botocore"."""
     if kind in (None, "direct"):
@@ -87,3 +131,12 @@ def async_transport(kind: str | None = None, **options: Any) -> AsyncDirectTrans
 
         return AsyncDirectTransport(**options)
     raise ValueError(f"an async transport must be 'direct': {kind!r}")
+
+
+if TYPE_CHECKING:  # mypy proves each transport offers its surface
+    from dynaorm._direct import DirectTransport
+    from dynaorm._transport import Transport
+
+    _DIRECT: type[TransportLike] = DirectTransport
+    _BOTOCORE: type[TransportLike] = Transport
+    _ASYNC: type[AsyncTransportLike] = AsyncDirectTransport
