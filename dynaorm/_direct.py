@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -29,7 +28,6 @@ from urllib3.exceptions import (
 
 from dynaorm._credentials import CredentialSource, Endpoint, resolve_region
 from dynaorm._reporting import CONSUMED_CAPACITY_OPERATIONS, AttemptWatcher, Reporting
-from dynaorm._schema import physical_table_name
 from dynaorm._sigv4 import Signer, canonical_host
 from dynaorm._wire import (
     TARGET_PREFIX,
@@ -99,6 +97,9 @@ class DirectBase(Reporting):
 
     def table_name(self, logical: str) -> str:
         """The physical name of a table: the configured prefix, then the logical name."""
+        # Imported here: the schema module (and what it imports) is no part of sending.
+        from dynaorm._schema import physical_table_name  # noqa: PLC0415
+
         return physical_table_name(self._table_prefix, logical)
 
     def watch_attempts(self, watcher: AttemptWatcher) -> None:
@@ -315,12 +316,18 @@ def ca_bundle() -> str | None:
 
 def proxy_for(endpoint: Endpoint) -> str | None:
     """The proxy URL for `endpoint` from HTTPS_PROXY / HTTP_PROXY, None under NO_PROXY."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None  # the usual case, without importing urllib.request
+    import urllib.request  # noqa: PLC0415
+
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(endpoint.scheme)
     if not proxy:
         return None
     netloc = endpoint.hostname if endpoint.port is None else f"{endpoint.hostname}:{endpoint.port}"
-    if _bypass(netloc, proxies):
+    # NO_PROXY matching as urllib (and requests) do it; typeshed does not list it.
+    bypass: Callable[[str, dict[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if bypass(netloc, proxies):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 
@@ -333,10 +340,6 @@ def _pool_manager(endpoint: Endpoint) -> urllib3.PoolManager:
     if proxy is not None:
         return urllib3.ProxyManager(proxy, **options)
     return urllib3.PoolManager(**options)
-
-
-# NO_PROXY matching as urllib (and requests) do it; typeshed does not list it.
-_bypass: Callable[[str, dict[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
 
 
 def _host_header(endpoint: Endpoint) -> str:
