@@ -127,8 +127,14 @@ def sync_transport(kind: str | None = None, **options: Any) -> TransportLike:
 def async_transport(kind: str | None = None, **options: Any) -> AsyncDirectTransport:
     """An async transport: "direct" (also for None), on aiohttp."""
     if kind in (None, "direct"):
-        from dynaorm._aio import AsyncDirectTransport  # noqa: PLC0415  (imports aiohttp)
-
+        try:
+            from dynaorm._aio import AsyncDirectTransport  # noqa: PLC0415  (imports aiohttp)
+        except ImportError as error:
+            if error.name != "aiohttp":
+                raise
+            raise ImportError(
+                'the async transport needs aiohttp: pip install "dynaorm[async]"'
+            ) from error
         return AsyncDirectTransport(**options)
     raise ValueError(f"an async transport must be 'direct': {kind!r}")
 

@@ -14,7 +14,7 @@ import pytest
 from dynaorm._credentials import Credentials, CredentialSource, Endpoint, is_loopback
 from dynaorm._direct import DirectTransport, proxy_for
 from dynaorm._transport import Transport
-from dynaorm._transports import sync_transport
+from dynaorm._transports import async_transport, sync_transport
 from dynaorm._wire import Failure
 from dynaorm.errors import ServiceError
 from tests.unit.test_direct_transport import KEY, clean_env  # noqa: F401  (autouse fixture)
@@ -192,3 +192,12 @@ def test_https_proxy_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_malformed_endpoint_is_refused() -> None:
     with pytest.raises(ValueError, match="endpoint_url must be an http"):
         DirectTransport(endpoint_url="localhost:8000")
+
+
+def test_the_async_transport_without_aiohttp_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "dynaorm._aio", raising=False)
+    with pytest.raises(ImportError, match=r'pip install "dynaorm\[async\]"'):
+        async_transport("direct")
