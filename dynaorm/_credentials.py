@@ -90,6 +90,8 @@ class Endpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"endpoint_url must be an http(s) URL with a host: {url!r}")
+        if parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"endpoint_url must have no path or query (DynamoDB's is /): {url!r}")
         return cls(url.rstrip("/"), parts.scheme, parts.hostname, parts.port)
 
     @property

@@ -192,6 +192,8 @@ def test_https_proxy_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_malformed_endpoint_is_refused() -> None:
     with pytest.raises(ValueError, match="endpoint_url must be an http"):
         DirectTransport(endpoint_url="localhost:8000")
+    with pytest.raises(ValueError, match="endpoint_url must have no path"):
+        DirectTransport(endpoint_url="http://127.0.0.1:8000/dynamodb")
 
 
 def test_the_async_transport_without_aiohttp_says_which_extra(
