@@ -60,6 +60,18 @@ def test_a_value_that_is_not_dynamodb_json_is_a_bug_not_a_service_error() -> Non
             {"UnprocessedItems": {"t": [{"PutRequest": {"Item": {"a": {"B": "AQ=="}}}}]}},
             ("UnprocessedItems", "t", 0, "PutRequest", "Item", "a"),
         ),
+        (
+            {"ItemCollectionMetrics": {"ItemCollectionKey": {"a": {"B": "AQ=="}}}},
+            ("ItemCollectionMetrics", "ItemCollectionKey", "a"),
+        ),
+        (
+            {"ItemCollectionMetrics": {"t": [{"ItemCollectionKey": {"a": {"B": "AQ=="}}}]}},
+            ("ItemCollectionMetrics", "t", 0, "ItemCollectionKey", "a"),
+        ),
+        (
+            {"CancellationReasons": [{"Code": "X", "Item": {"a": {"B": "AQ=="}}}]},
+            ("CancellationReasons", 0, "Item", "a"),
+        ),
     ],
 )
 def test_blobs_are_decoded_wherever_items_appear(
