@@ -12,14 +12,16 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dynaorm._transport import _THROTTLING_CODES, _innermost, _tables_of
+from dynaorm._wire import THROTTLING_CODES as _THROTTLING_CODES
+from dynaorm._wire import Failure
+from dynaorm._wire import tables_of as _tables_of
 from dynaorm.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Meter, MeterProvider
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from dynaorm._transport import Transport
+    from dynaorm._transports import TransportLike
 
 __all__ = ["TableCapacity", "Telemetry", "Usage"]
 
@@ -122,7 +124,7 @@ class Telemetry:
                 self._instruments = _Instruments(meter)
         self._on_usage = on_usage
 
-    def instrument(self, transport: Transport) -> None:
+    def instrument(self, transport: TransportLike) -> None:
         """Send every request of `transport` through this telemetry."""
         transport.set_send_hook(_Hook(self, transport))
 
@@ -156,7 +158,7 @@ class _Instruments:
 
 @dataclass
 class _Attempts:
-    """What botocore's retry loop saw during one request (see `_on_attempt`)."""
+    """What the transport's retry loop saw during one request (see `_on_attempt`)."""
 
     attempts: int = 0
     throttles: int = 0
@@ -166,18 +168,13 @@ class _Attempts:
 _CURRENT: ContextVar[_Attempts | None] = ContextVar("dynaorm_telemetry_attempt", default=None)
 
 
-def _on_attempt(
-    response: Any = None, caught_exception: BaseException | None = None, **_: Any
-) -> None:
-    """botocore `needs-retry` handler: runs after every attempt of the current request.
-
-    Returns None, so it never takes part in botocore's retry decision.
-    """
+def _on_attempt(code: str | None) -> None:
+    """The transport's attempt watcher: runs after every attempt of the current request
+    with the attempt's error code (None for a success)."""
     state = _CURRENT.get()
     if state is None:
         return
     try:
-        code = _attempt_error(response, caught_exception)
         state.attempts += 1
         if code is None:
             return
@@ -188,22 +185,18 @@ def _on_attempt(
         logger.exception("dynaorm telemetry failed to record a request attempt")
 
 
-def _attempt_error(response: Any, caught_exception: BaseException | None) -> str | None:
-    if caught_exception is not None:
-        return type(caught_exception).__name__
-    if not response:
-        return None
-    http, parsed = response
-    if http is not None and getattr(http, "status_code", 200) < 300:
-        return None
-    code = (parsed or {}).get("Error", {}).get("Code")
-    return str(code) if code else str(getattr(http, "status_code", "error"))
+@dataclass
+class _Outcome:
+    """What the send wrapped by `_Hook._around` gave: its response or its error."""
+
+    response: dict[str, Any] | None = None
+    error: BaseException | None = None
 
 
 class _Hook:
     """Wraps one transport's sends: the span is current while the request is on the wire."""
 
-    def __init__(self, telemetry: Telemetry, transport: Transport) -> None:
+    def __init__(self, telemetry: Telemetry, transport: TransportLike) -> None:
         self._telemetry = telemetry
         self._transport = transport
         self._server = _server_attributes(transport.endpoint_url, transport.region)
@@ -217,24 +210,44 @@ class _Hook:
         entity: str | None,
         send: Callable[[], dict[str, Any]],
     ) -> dict[str, Any]:
+        with self._around(operation, params, entity) as outcome:
+            response = outcome.response = send()
+        return response
+
+    async def acall(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        entity: str | None,
+        send: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """`__call__` for an async transport: the span is current while the send awaits."""
+        with self._around(operation, params, entity) as outcome:
+            response = outcome.response = await send()
+        return response
+
+    @contextmanager
+    def _around(
+        self, operation: str, params: dict[str, Any], entity: str | None
+    ) -> Iterator[_Outcome]:
         self._register()
         tracer = self._telemetry._tracer
         with self._span(tracer, operation, params, entity) as span:
             state = _Attempts()
             token = _CURRENT.set(state)
             started = time.perf_counter()
-            response: dict[str, Any] | None = None
-            error: BaseException | None = None
+            outcome = _Outcome()
             try:
-                response = send()
+                yield outcome
             except BaseException as failure:
-                error = failure
+                outcome.error = failure
                 raise
             finally:
                 _CURRENT.reset(token)
                 duration = time.perf_counter() - started
-                self._record(operation, params, response, error, state, span, duration)
-            return response
+                self._record(
+                    operation, params, outcome.response, outcome.error, state, span, duration
+                )
 
     @contextmanager
     def _span(
@@ -260,13 +273,12 @@ class _Hook:
             yield span
 
     def _register(self) -> None:
-        """Listen to botocore's attempts once per transport, on first use (no I/O before)."""
+        """Watch the transport's attempts once per transport, on first use (no I/O before)."""
         if self._registered:
             return
         with self._lock:
             if not self._registered:
-                events = self._transport.botocore_client.meta.events
-                events.register("needs-retry.dynamodb", _on_attempt, unique_id="dynaorm-telemetry")
+                self._transport.watch_attempts(_on_attempt)
                 self._registered = True
 
     def _record(
@@ -423,7 +435,11 @@ def error_type(error: BaseException) -> str:
     if isinstance(error, ServiceError) and error.aws_code:
         return error.aws_code
     cause = error.__cause__
+    if isinstance(cause, Failure):  # the direct transports'
+        return cause.code
     if cause is not None:
+        from dynaorm._transport import _innermost  # noqa: PLC0415  (imports botocore)
+
         inner = _innermost(cause)
         response = getattr(inner, "response", None)
         if isinstance(response, dict):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -18,35 +15,19 @@ from pynamodb.exceptions import PynamoDBException
 
 from dynaorm._fast_parse import FAST_OPERATIONS, parse_fast
 from dynaorm._fast_serialize import Encoded, FastSerializer
-from dynaorm._schema import physical_table_name
-from dynaorm.errors import (
-    ConditionFailed,
-    RequestError,
-    ServiceError,
-    TableNotFound,
-    Throttled,
-    TransactionCanceled,
+from dynaorm._reporting import (
+    CONSUMED_CAPACITY_OPERATIONS,
+    AttemptWatcher,
+    Listener,
+    Reporting,
+    RequestEvent,
+    Stats,
 )
+from dynaorm._schema import physical_table_name
+from dynaorm._wire import THROTTLING_CODES, map_error, tables_of
+from dynaorm.errors import RequestError
 
 __all__ = ["Listener", "RequestEvent", "Stats", "Transport", "reset_in_memory"]
-
-logger = logging.getLogger("dynaorm")
-
-
-@dataclass(frozen=True)
-class RequestEvent:
-    """What an observer hears after each request: for timing and capacity dashboards."""
-
-    operation: str
-    table: str | None
-    duration: float  # seconds, including botocore's own retries
-    request_id: str | None
-    consumed_capacity: float
-    error: RequestError | None
-
-
-Listener = Callable[[str, dict[str, Any], dict[str, Any] | None, Exception | None], None]
-"""Called after every request with (operation, params sent, response, error)."""
 
 # What the driver raises for an answer from DynamoDB (ClientError, which pynamodb re-raises
 # as its subclass VerboseClientError; PynamoDBException wrapping one) or for a failure of the
@@ -57,70 +38,16 @@ _DRIVER_ERRORS = (
     PynamoDBException,
 )
 
-SendHook = Callable[[str, dict[str, Any], str | None, Callable[[], dict[str, Any]]], dict[str, Any]]
-"""Wraps each send: (operation, params, entity, send) -> the response `send()` returned."""
-
-# Reported after botocore has spent its retry budget on them.
-_THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
-
-# The operations that accept ReturnConsumedCapacity (the data plane).
-_CONSUMED_CAPACITY_OPERATIONS = frozenset(
-    {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactGetItems",
-        "TransactWriteItems",
-        "ExecuteStatement",
-        "BatchExecuteStatement",
-        "ExecuteTransaction",
-    }
-)
+# Re-exported for the modules that imported them from here.
+_THROTTLING_CODES = THROTTLING_CODES
+_CONSUMED_CAPACITY_OPERATIONS = CONSUMED_CAPACITY_OPERATIONS
+_tables_of = tables_of
 
 _MEMORY_REGION = "us-east-1"
 _MEMORY_CREDENTIAL = "testing"
 
 
-class Stats:
-    """Per-operation call, error and consumed-capacity counters; safe to share across threads.
-
-    Calls and errors are counts (int); capacity units are fractional (float).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._operations: dict[str, dict[str, int | float]] = {}
-
-    def record(self, operation: str, response: dict[str, Any] | None, failed: bool) -> None:
-        """Count one request and add the capacity units its response reports."""
-        units = _capacity_units(response) if response else 0.0
-        with self._lock:
-            counters = self._operations.setdefault(
-                operation, {"calls": 0, "errors": 0, "capacity_units": 0.0}
-            )
-            counters["calls"] += 1
-            counters["errors"] += 1 if failed else 0
-            counters["capacity_units"] += units
-
-    def snapshot(self) -> dict[str, dict[str, int | float]]:
-        """A copy: `{"PutItem": {"calls": 2, "errors": 0, "capacity_units": 2.0}, ...}`."""
-        with self._lock:
-            return {name: dict(counters) for name, counters in self._operations.items()}
-
-    def reset(self) -> None:
-        """Forget every counter."""
-        with self._lock:
-            self._operations.clear()
-
-
-class Transport:
+class Transport(Reporting):
     """Sends whole DynamoDB request dicts through one pynamodb `Connection`.
 
     One `Transport` is safe to share across threads: the botocore client is created once,
@@ -164,13 +91,9 @@ class Transport:
         # creation once under this lock; afterwards the property just returns the shared
         # client. Creation is deferred to the first use so that constructing a Transport
         # does no credential lookup.
+        super().__init__()
         self._client_lock = threading.Lock()
         self._client: Any = None
-        self._listeners: list[Listener] = []
-        self._observers: list[Callable[[RequestEvent], None]] = []
-        self._listeners_lock = threading.Lock()
-        self._stats = Stats()
-        self._send_hook: SendHook | None = None
         self._embedded = False  # moto in this process (see `in_memory`)
 
     @classmethod
@@ -206,10 +129,6 @@ class Transport:
     @property
     def table_prefix(self) -> str:
         return self._table_prefix
-
-    @property
-    def stats(self) -> Stats:
-        return self._stats
 
     @property
     def botocore_client(self) -> Any:
@@ -250,10 +169,6 @@ class Transport:
             operation, params, entity, lambda: self._send(operation, params, table, entity, key)
         )
 
-    def set_send_hook(self, hook: SendHook | None) -> None:
-        """Run every request through `hook(operation, params, entity, send)`; None removes it."""
-        self._send_hook = hook
-
     def _send(
         self,
         operation: str,
@@ -267,7 +182,7 @@ class Transport:
         request = Encoded(sent)
         # The data plane reports consumed capacity (for stats and observers); the control
         # plane (DescribeTimeToLive, say) refuses the parameter.
-        if operation in _CONSUMED_CAPACITY_OPERATIONS:
+        if operation in CONSUMED_CAPACITY_OPERATIONS:
             request.setdefault("ReturnConsumedCapacity", "TOTAL")
         # Only what DynamoDB or the network said is mapped (`_DRIVER_ERRORS`). Anything else
         # is a bug: in dynaorm's serializer or parser hooks, or a malformed request (with
@@ -302,16 +217,6 @@ class Transport:
             raise failure from error
         self._finish(operation, sent, response, None, started)
         return response
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call `listener(operation, params, response, error)` after every request."""
-        with self._listeners_lock:
-            self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stop calling a listener added with `add_listener`."""
-        with self._listeners_lock:
-            self._listeners.remove(listener)
 
     def close(self) -> None:
         """Release pooled HTTP connections; a later call opens new ones."""
@@ -351,51 +256,21 @@ class Transport:
                     self._client = client
         return self._client
 
-    def _finish(
-        self,
-        operation: str,
-        sent: dict[str, Any],
-        response: dict[str, Any] | None,
-        error: RequestError | None,
-        started: float,
-    ) -> None:
-        self._stats.record(operation, response, failed=error is not None)
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-            observers = list(self._observers)
-        for listener in listeners:
-            listener(operation, sent, response, error)
-        if not observers and not logger.isEnabledFor(logging.DEBUG):
-            return
-        event = RequestEvent(
-            operation=operation,
-            table=_tables_of(sent),
-            duration=time.perf_counter() - started,
-            request_id=(response or {}).get("ResponseMetadata", {}).get("RequestId"),
-            consumed_capacity=_capacity_units(response) if response else 0.0,
-            error=error,
-        )
-        logger.debug(
-            "%s %s: %.1f ms, request id %s, %.1f capacity units%s",
-            event.operation,
-            event.table,
-            event.duration * 1000,
-            event.request_id,
-            event.consumed_capacity,
-            f", failed: {error.code}" if error is not None else "",
-        )
-        for observer in observers:
-            observer(event)
+    def watch_attempts(self, watcher: AttemptWatcher) -> None:
+        """Call `watcher(code)` after every attempt: its error code, None for a success.
 
-    def add_observer(self, observer: Callable[[RequestEvent], None]) -> None:
-        """Call `observer(event)` after every request with its timing and capacity."""
-        with self._listeners_lock:
-            self._observers.append(observer)
+        Listens to botocore's `needs-retry` event, which fires after every attempt; the
+        handler returns None, so it never takes part in botocore's retry decision.
+        """
 
-    def remove_observer(self, observer: Callable[[RequestEvent], None]) -> None:
-        """Stop calling an observer added with `add_observer`."""
-        with self._listeners_lock:
-            self._observers.remove(observer)
+        def on_attempt(
+            response: Any = None, caught_exception: BaseException | None = None, **_: Any
+        ) -> None:
+            watcher(_attempt_error(response, caught_exception))
+
+        self._ensure_client().meta.events.register(
+            "needs-retry.dynamodb", on_attempt, unique_id=f"dynaorm-attempts-{id(watcher)}"
+        )
 
 
 class MalformedResponse(botocore.exceptions.BotoCoreError):  # type: ignore[misc, unused-ignore]
@@ -514,11 +389,16 @@ def _env(*names: str) -> str | None:
     return None
 
 
-def _capacity_units(response: dict[str, Any]) -> float:
-    """Sum `ConsumedCapacity.CapacityUnits`: one dict, or a list of them for batches."""
-    consumed = response.get("ConsumedCapacity")
-    entries = consumed if isinstance(consumed, list) else [consumed] if consumed else []
-    return float(sum(entry.get("CapacityUnits", 0) for entry in entries))
+def _attempt_error(response: Any, caught_exception: BaseException | None) -> str | None:
+    if caught_exception is not None:
+        return type(caught_exception).__name__
+    if not response:
+        return None
+    http, parsed = response
+    if http is not None and getattr(http, "status_code", 200) < 300:
+        return None
+    code = (parsed or {}).get("Error", {}).get("Code")
+    return str(code) if code else str(getattr(http, "status_code", "error"))
 
 
 def _innermost(error: BaseException) -> BaseException:
@@ -557,48 +437,4 @@ def _translate(
         detail = response.get("Error", {}).get("Message") or ""
     else:
         code, detail = type(inner).__name__, str(inner)
-    table = table or _tables_of(sent)
-    message = _describe(operation, table, entity, key, f"{code}: {detail}" if detail else code)
-    context: dict[str, Any] = {
-        "operation": operation,
-        "table": table,
-        "entity": entity,
-        "key": key,
-    }
-    if code == "ConditionalCheckFailedException":
-        failed = ConditionFailed(message, **context)
-        failed.stored = response.get("Item")  # decoded by the caller that knows the entity
-        failed.retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
-        return failed
-    if code == "ResourceNotFoundException":
-        return TableNotFound(message, **context)
-    if code in _THROTTLING_CODES:
-        return Throttled(message, **context)
-    if code == "TransactionCanceledException":
-        reasons = [_reason(reason) for reason in response.get("CancellationReasons", [])]
-        return TransactionCanceled(message, reasons=reasons, **context)
-    return ServiceError(message, aws_code=code, **context)
-
-
-def _reason(reason: dict[str, Any]) -> dict[str, Any] | None:
-    """One raw cancellation reason; None for an action that was not at fault."""
-    return None if reason.get("Code") in (None, "None") else reason
-
-
-def _tables_of(sent: dict[str, Any]) -> str | None:
-    """The table(s) a request names, for messages when the caller did not say."""
-    if "TableName" in sent:
-        return str(sent["TableName"])
-    names: list[str] = list(sent.get("RequestItems", {}))
-    for action in sent.get("TransactItems", []):
-        names.extend(str(body.get("TableName")) for body in action.values())
-    return ",".join(dict.fromkeys(names)) or None
-
-
-def _describe(operation: str, table: str | None, entity: str | None, key: Any, why: str) -> str:
-    subject = f"{operation} on table {table!r}" if table else operation
-    context = [f"entity {entity}"] if entity else []
-    if key is not None:
-        context.append(f"key {key!r}")
-    detail = f" ({', '.join(context)})" if context else ""
-    return f"{subject}{detail} failed: {why}"
+    return map_error(code, detail, response, operation, sent, table=table, entity=entity, key=key)

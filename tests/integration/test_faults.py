@@ -264,6 +264,13 @@ class Faults:
             unprocessed.setdefault(table, []).extend(requests)
 
 
+@pytest.fixture
+def session(botocore_session: Session) -> Session:
+    """Faults hook botocore's events, so these tests run on the botocore transport
+    whatever `--transport` says."""
+    return botocore_session
+
+
 @pytest.fixture(autouse=True)
 def _no_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's standard retry mode sleeps up to ~1 s per throttled attempt: not here."""

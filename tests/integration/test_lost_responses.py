@@ -76,6 +76,13 @@ class LockedFaults(Faults):
 
 
 @pytest.fixture
+def session(botocore_session: Session) -> Session:
+    """Faults hook botocore's events, so these tests run on the botocore transport
+    whatever `--transport` says."""
+    return botocore_session
+
+
+@pytest.fixture
 def counter_session(session: Session) -> Iterator[Session]:
     session.create_table(counters)
     yield session
