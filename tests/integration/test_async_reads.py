@@ -3,15 +3,17 @@ requests as the sync session, pages and cursors across shells, batches with left
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import aclosing
+from typing import Any
 
 import pytest
 from blog_models import Post, User, user_feed
 
 from dynaorm import Entity, Session
-from dynaorm.errors import InvalidCursor
+from dynaorm.errors import InvalidCursor, Throttled
 from tests.async_host import AsyncHost
 
 from .conftest import Recorder
@@ -156,3 +158,37 @@ async def test_batches_retry_leftovers(session: Session, host: AsyncHost) -> Non
     assert delays  # leftovers were waited for with the runner's backoff, then resent
     await host.batch_write(delete=written)
     assert await host.query(Post, user_id="u1").all() == []
+
+
+async def test_concurrent_readers_each_get_their_own_partition(
+    session: Session, host: AsyncHost
+) -> None:
+    written = {f"u{n}": seed(session, 3 + n % 4, user_id=f"u{n}") for n in range(16)}
+
+    async def read(user_id: str) -> list[Post]:
+        return [p async for p in host.query(Post, user_id=user_id)]
+
+    results = await asyncio.gather(*(read(user_id) for user_id in written))
+    pages = await asyncio.gather(*(host.query(Post, user_id=u).page(2) for u in written))
+
+    assert dict(zip(written, results, strict=True)) == written
+    assert [page.items for page in pages] == [posts[:2] for posts in written.values()]
+
+
+async def test_a_throttled_batch_is_resent_after_a_pause(session: Session, host: AsyncHost) -> None:
+    delays: list[float] = []
+    host._batches.retry.sleep = delays.append
+    real = session.transport.call
+    throttled: list[str] = []
+
+    def call(operation: str, params: dict[str, Any], **context: Any) -> dict[str, Any]:
+        if operation == "BatchWriteItem" and not throttled:
+            throttled.append(operation)
+            raise Throttled("slow down", operation=operation)
+        return real(operation, params, **context)
+
+    session.transport.call = call  # type: ignore[method-assign]
+    await host.batch_write(put=posts(5))
+
+    assert throttled and len(delays) == 1
+    assert await host.query(Post, user_id="u1").count() == 5
