@@ -344,6 +344,7 @@ class _QueryCore(Generic[E]):
     def _page_steps(self, size: int, cursor: str | None) -> Steps[Page[E]]:
         if size < 1:
             raise ExpressionError(f".page() needs a positive size, got {size}")
+        self._check_readable()
         plan = self.plan()
         secret = self.session.cursor_secret
         qfp = self._fingerprint()
