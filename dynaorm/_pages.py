@@ -72,18 +72,23 @@ class Pages(Generic[T]):
     def next(self) -> Steps[list[T]]:
         """The steps of the next request: its results, at most the number still wanted."""
         items, self.key = yield from self._fetch(self.key, self.want)
+        convert, want = self._convert, self.want
         results: list[T] = []
+        taken = -1  # the position of the last item handed out
         for position, item in enumerate(items):
-            result = self._convert(item)
+            result = convert(item)
             if result is None:
                 continue
             results.append(result)
-            self.last = item
-            self.more = position < len(items) - 1 or self.key is not None
-            if self.want is not None:
-                self.want -= 1
-                if self.want <= 0:
+            taken = position
+            if want is not None:
+                want -= 1
+                if want <= 0:
                     break
+        if taken >= 0:
+            self.last = items[taken]
+            self.more = taken < len(items) - 1 or self.key is not None
+        self.want = want
         self.done = self.key is None or (self.want is not None and self.want <= 0)
         return results
 
