@@ -2,14 +2,14 @@
 
 from dynaorm import errors
 from dynaorm._bulk import BulkFailure, BulkResult
-from dynaorm._collections import CollectionPage, CollectionQuery
+from dynaorm._collections import AsyncCollectionQuery, CollectionPage, CollectionQuery
 from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
 from dynaorm._conditions import Condition
 from dynaorm._crypto import Encrypted, KmsKeyProvider, LocalKeyProvider
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path
 from dynaorm._iam import iam_policy, tenant_tag_value
-from dynaorm._query import Page, Query, Scan
+from dynaorm._query import AsyncQuery, AsyncScan, Page, Query, Scan
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._session import CollectionResult, Session
 from dynaorm._streams import StreamChange
@@ -22,6 +22,9 @@ from dynaorm.errors import DynaormError
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncCollectionQuery",
+    "AsyncQuery",
+    "AsyncScan",
     "BulkFailure",
     "BulkResult",
     "Collection",

@@ -1,16 +1,18 @@
-"""BatchGetItem / BatchWriteItem for a session: build the requests, drive the plan, report."""
+"""BatchGetItem / BatchWriteItem for a session: build the requests, run the plan, report."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from dynaorm._batch_plan import BatchPlan, Failures, Ident, Outcome, Pause, Step
+from dynaorm._batch_plan import BatchPlan, Failures, Ident
 from dynaorm._compiler import schema_of
 from dynaorm._entity import Entity, Key
+from dynaorm._io import Steps
 from dynaorm._items import entity_from_item, entity_to_item
+from dynaorm._pages import ReadHost
 from dynaorm._retry import Backoff
 from dynaorm._timestamps import Stamps, stamped, stamps_for
 from dynaorm.errors import (
@@ -27,15 +29,14 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchRunner"]
 
-T = TypeVar("T")
-
 
 class BatchRunner:
-    """Runs batches for a session: chunking, retries with jittered backoff, accounting."""
+    """Batches for a session, sync or async: chunking, retries with jittered backoff,
+    accounting. `get_steps` and `write_steps` are the batches as steps for any shell."""
 
     def __init__(
         self,
-        session: Session,
+        session: ReadHost,
         *,
         attempts: int = 8,
         base_delay: float = 0.05,
@@ -51,6 +52,12 @@ class BatchRunner:
     # -- writes -----------------------------------------------------------------------
 
     def write(self, put: list[Entity], delete: list[Entity | Key]) -> None:
+        """For the sync session: `write_steps` run by its `_drive`."""
+        cast("Session", self._session)._drive(self.write_steps(put, delete))
+
+    def write_steps(self, put: list[Entity], delete: list[Entity | Key]) -> Steps[None]:
+        """The steps of `batch_write`: every chunk sent, leftovers retried with backoff;
+        `BatchIncomplete` when anything is still not written."""
         requests: list[tuple[Ident, dict[str, Any], Entity | Key]] = []
         stamps: dict[Ident, Stamps] = {}  # set on the caller's objects once written
         for entity in put:
@@ -62,7 +69,7 @@ class BatchRunner:
             requests.append(self._delete_request(target))
         _refuse_duplicates([ident for ident, _, _ in requests])
         plan = self._plan()
-        failures = self._drive(plan.write({ident: body for ident, body, _ in requests}))
+        failures = yield from plan.write({ident: body for ident, body, _ in requests})
         for ident, _, target in requests:
             if ident not in failures and ident in stamps:
                 target.__dict__.update(stamps[ident])
@@ -100,6 +107,12 @@ class BatchRunner:
     # -- reads ------------------------------------------------------------------------
 
     def get(self, keys: list[Key], *, consistent: bool) -> list[Entity]:
+        """For the sync session: `get_steps` run by its `_drive`."""
+        return cast("Session", self._session)._drive(self.get_steps(keys, consistent=consistent))
+
+    def get_steps(self, keys: list[Key], *, consistent: bool) -> Steps[list[Entity]]:
+        """The steps of `batch_get`: the entities found, in the order of `keys`;
+        `BatchIncomplete` when some keys are still unread after retries."""
         idents: dict[Ident, Key] = {}
         for key in keys:
             if not isinstance(key, Key):
@@ -107,7 +120,7 @@ class BatchRunner:
             idents.setdefault((self._physical(key.entity), key.pk, key.sk), key)
         plan = self._plan()
         bodies = {ident: key.to_dynamodb() for ident, key in idents.items()}
-        items, failures = self._drive(plan.get(bodies, consistent=consistent))
+        items, failures = yield from plan.get(bodies, consistent=consistent)
         found = [self._decode(items[ident], idents[ident]) for ident in idents if ident in items]
         if not failures:
             return found
@@ -130,29 +143,7 @@ class BatchRunner:
     # -- plumbing ---------------------------------------------------------------------
 
     def _plan(self) -> BatchPlan:
-        return BatchPlan(self._key_names, attempts=self.retry.attempts)
-
-    def _drive(self, steps: Generator[Step, Outcome, T]) -> T:
-        """Run a plan: send its requests through the session, sleep its pauses.
-
-        Only `RequestError`s (what DynamoDB or the network answered) go back to the plan;
-        anything else is a bug and propagates.
-        """
-        outcome: Outcome = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            if isinstance(step, Pause):
-                self.retry.pause(step.attempt)
-                outcome = None
-                continue
-            try:
-                outcome = self._session._call(step.operation, step.params)
-            except RequestError as error:
-                outcome = error
+        return BatchPlan(self._key_names, retry=self.retry)
 
     def _reasons(
         self, operation: str, failures: Failures, targets: dict[Ident, Any]

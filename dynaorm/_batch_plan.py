@@ -1,19 +1,19 @@
 """Batches without I/O: chunks, retry rounds and an account of every request.
 
-A plan is a generator. It yields `Send` (a request dict to send) and `Pause` (back off
-before retry n); the driver sends back the response dict, the mapped `RequestError`, or
-None after a pause. When the generator returns, its value says what failed and why. The
-sync session drives it with `time.sleep`; an async shell can drive the same generator with
-`await`, and a test can drive it with canned responses and no transport at all.
+A plan is a generator of steps (`dynaorm._io`): a `Call` per request, answered with the
+response dict or with the mapped `RequestError` thrown in, and the `Sleep` of its
+`Backoff` before each retry. When the generator returns, its value says what failed and
+why. `drive` runs it for the sync session, `adrive` for an async one, and a test can drive
+it with canned responses and no transport at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
-from dynaorm._retry import transient
+from dynaorm._io import Call, Steps
+from dynaorm._retry import Backoff, transient
 from dynaorm.errors import RequestError
 
 __all__ = [
@@ -22,10 +22,6 @@ __all__ = [
     "BatchPlan",
     "Failures",
     "Ident",
-    "Outcome",
-    "Pause",
-    "Send",
-    "Step",
 ]
 
 WRITE_CHUNK = 25  # BatchWriteItem accepts at most 25 requests
@@ -35,43 +31,24 @@ Ident: TypeAlias = tuple[str, str, str]
 """(physical table, partition key value, sort key value) of one item."""
 
 
-@dataclass(frozen=True)
-class Send:
-    """Send this request and answer with its response dict or its `RequestError`."""
-
-    operation: str
-    params: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Back off before retry number `attempt` (1 for the first retry); answer None."""
-
-    attempt: int
-
-
-Step: TypeAlias = Send | Pause
-Outcome: TypeAlias = dict[str, Any] | RequestError | None
-
 Failures: TypeAlias = dict[Ident, RequestError | None]
 """What was not done, and why: the error of the last attempt, or None when DynamoDB
 handed the request back unprocessed on every attempt."""
-
-Plan: TypeAlias = Generator[Step, Outcome, Any]
 
 
 class BatchPlan:
     """The rules for one batch: chunk sizes, what is retried, how much, and accounting.
 
     `key_names` maps each physical table to its (partition key, sort key) attribute names,
-    to recognise items and keys as DynamoDB hands them back.
+    to recognise items and keys as DynamoDB hands them back; `retry` is the budget of
+    attempts per chunk and the backoff between them.
     """
 
-    def __init__(self, key_names: Mapping[str, tuple[str, str]], *, attempts: int) -> None:
+    def __init__(self, key_names: Mapping[str, tuple[str, str]], *, retry: Backoff) -> None:
         self.key_names = key_names
-        self.attempts = attempts
+        self.retry = retry
 
-    def write(self, requests: Mapping[Ident, dict[str, Any]]) -> Generator[Step, Outcome, Failures]:
+    def write(self, requests: Mapping[Ident, dict[str, Any]]) -> Steps[Failures]:
         """BatchWriteItem `requests` (PutRequest / DeleteRequest bodies) in chunks of 25.
 
         A chunk that fails, whatever the error, never stops the next one from being sent.
@@ -103,7 +80,7 @@ class BatchPlan:
 
     def get(
         self, keys: Mapping[Ident, dict[str, Any]], *, consistent: bool
-    ) -> Generator[Step, Outcome, tuple[dict[Ident, dict[str, Any]], Failures]]:
+    ) -> Steps[tuple[dict[Ident, dict[str, Any]], Failures]]:
         """BatchGetItem `keys` (Key bodies) in chunks of 100.
 
         Returns the items read (by ident) and the keys not read. A key in neither was read
@@ -148,22 +125,24 @@ class BatchPlan:
         chunk: list[Ident],
         body: Callable[[list[Ident]], dict[str, Any]],
         left_over: Callable[[dict[str, Any]], list[Ident]],
-    ) -> Generator[Step, Outcome, Failures]:
+    ) -> Steps[Failures]:
         """Send one chunk until nothing is left over, the budget is spent, or an error
         that a resend cannot cure (a refused request, a missing table) ends it."""
-        pending, reason = chunk, None
-        for attempt in range(self.attempts):
+        pending: list[Ident] = chunk
+        reason: RequestError | None = None
+        for attempt in range(self.retry.attempts):
             if attempt:
-                yield Pause(attempt)
-            outcome = yield Send(operation, body(pending))
-            if isinstance(outcome, RequestError):
-                reason = outcome
-                if not transient(outcome):
+                yield self.retry.wait(attempt)
+            try:
+                response = yield Call(operation, body(pending))
+            except RequestError as error:
+                reason = error
+                if not transient(error):
                     break
                 continue
-            if outcome is None:
+            if response is None:
                 raise TypeError(f"a batch plan expects the response to {operation}, got None")
-            pending, reason = left_over(outcome), None
+            pending, reason = left_over(response), None
             if not pending:
                 return {}
         return dict.fromkeys(pending, reason)

@@ -14,7 +14,7 @@ collection placed on a GSI plugs in by producing another plan.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,17 +23,23 @@ from dynaorm._compiler import schema_of
 from dynaorm._cursor import decode_cursor, encode_cursor, fingerprint, string_key
 from dynaorm._entity import SK_MAX_BYTES, Entity, EntityIndex
 from dynaorm._expressions import Placeholders
+from dynaorm._io import Steps
 from dynaorm._items import entity_from_item, item_type
 from dynaorm._keys import KeyTemplate
+from dynaorm._pages import Pages, ReadHost, drain, fetch_page
 from dynaorm._update import key_condition_expression
 from dynaorm.errors import ExpressionError, InvalidCursor, KeyDecodingError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
+
+    from dynaorm._async_reads import AsyncReads
     from dynaorm._keys import KeyTemplate
     from dynaorm._schema import Collection, Table
     from dynaorm._session import Session
 
 __all__ = [
+    "AsyncCollectionQuery",
     "CollectionMember",
     "CollectionPage",
     "CollectionPlan",
@@ -228,28 +234,28 @@ class CollectionPage:
 
 
 @dataclass(frozen=True)
-class CollectionQuery:
-    """An immutable collection read: builders return new ones, nothing is sent until
-    the query is iterated or `all()` / `page()` is called."""
+class _CollectionCore:
+    """What a collection read is, whichever shell sends it: builders, requests and the
+    steps of every read. `CollectionQuery` and `AsyncCollectionQuery` only drive them."""
 
-    session: Session = field(repr=False)
+    session: ReadHost = field(repr=False)
     collection: Collection
     slots: Mapping[str, Any]
     forward: bool = True
     max_items: int | None = None
     consistent_read: bool = False
 
-    def reverse(self) -> CollectionQuery:
+    def reverse(self) -> Self:
         """Descending sort-key order (newest first for time-ordered keys)."""
         return dataclasses.replace(self, forward=not self.forward)
 
-    def limit(self, count: int) -> CollectionQuery:
+    def limit(self, count: int) -> Self:
         """Return at most `count` member entities (items of foreign types do not count)."""
         if count < 1:
             raise ExpressionError(f".limit() needs a positive count, got {count}")
         return dataclasses.replace(self, max_items=count)
 
-    def consistent(self) -> CollectionQuery:
+    def consistent(self) -> Self:
         """Strongly consistent reads (a collection on the base table; GSIs cannot)."""
         plan = self.plan()
         if plan.index_name is not None:
@@ -289,45 +295,34 @@ class CollectionQuery:
             consistent=self.consistent_read,
         )
 
-    def _rows(
-        self, start: Mapping[str, Any] | None, want: int | None
-    ) -> Iterator[tuple[Entity, dict[str, Any], bool]]:
-        """(entity, item, more) for each member item; `more`: the read could continue."""
+    # -- steps (shared by the sync and the async shell) ----------------------------------
+
+    def _fetch(
+        self, key: Mapping[str, Any] | None, want: int | None
+    ) -> Steps[tuple[list[dict[str, Any]], Any]]:
+        # Without a filter DynamoDB returns exactly `Limit` items: ask for what is still
+        # wanted; foreign items only cost another round trip.
+        request = self.to_request(exclusive_start_key=key, limit=want)
+        return fetch_page("Query", request, self.plan().members[0].entity.__dynaorm__.name)
+
+    def _pages(
+        self, start: Mapping[str, Any] | None = None, want: int | None = None
+    ) -> Pages[Entity]:
+        """The read of the member entities (up to `want`, else up to `limit`)."""
         plan = self.plan()
         schema = schema_of(plan.table)
-        first = plan.members[0].entity
-        key = start
-        while True:
-            # Without a filter DynamoDB returns exactly `Limit` items: ask for what is
-            # still wanted; foreign items only cost another round trip.
-            request = self.to_request(exclusive_start_key=key, limit=want)
-            response = self.session._call("Query", request, entity=first)
-            items: list[dict[str, Any]] = response.get("Items", [])
-            key = response.get("LastEvaluatedKey")
-            for position, item in enumerate(items):
-                sort_value = item.get(plan.sk_attribute, {}).get("S")
-                if not plan.accepts(item_type(plan.table, item) or "", sort_value):
-                    continue  # another type's item, or not of its member's sort shape
-                entity = entity_from_item(schema, item)
-                if entity is None:
-                    continue
-                if want is not None:
-                    want -= 1
-                yield entity, item, position < len(items) - 1 or key is not None
-                if want is not None and want <= 0:
-                    return
-            if key is None or (want is not None and want <= 0):
-                return
 
-    def __iter__(self) -> Iterator[Entity]:
-        """Lazily yields member entities of any type in key order, a page at a time."""
-        for entity, _, _ in self._rows(None, self.max_items):
-            yield entity
+        def member(item: dict[str, Any]) -> Entity | None:
+            sort_value = item.get(plan.sk_attribute, {}).get("S")
+            if not plan.accepts(item_type(plan.table, item) or "", sort_value):
+                return None  # another type's item, or not of its member's sort shape
+            return entity_from_item(schema, item)
 
-    def all(self) -> CollectionResult:
-        """Every member entity (up to `limit`), sorted into typed lists."""
+        return Pages(self._fetch, member, self.max_items if want is None else want, start)
+
+    def _all_steps(self) -> Steps[CollectionResult]:
         result = CollectionResult(self.collection)
-        for entity in self:
+        for entity in (yield from drain(self._pages())):
             result._add(entity)
         return result
 
@@ -344,8 +339,7 @@ class CollectionQuery:
             }
         )
 
-    def page(self, size: int, cursor: str | None = None) -> CollectionPage:
-        """Up to `size` member entities and a cursor for the next page (None at the end)."""
+    def _page_steps(self, size: int, cursor: str | None) -> Steps[CollectionPage]:
         if size < 1:
             raise ExpressionError(f".page() needs a positive size, got {size}")
         plan = self.plan()
@@ -355,20 +349,62 @@ class CollectionQuery:
         if cursor is not None:
             start = decode_cursor(cursor, qfp, secret)
             check_collection_resume_key(start, plan, self.name)
+        pages = self._pages(start, size)
+        items = yield from drain(pages)
         result = CollectionResult(self.collection)
-        items: list[Entity] = []
-        last: dict[str, Any] | None = None
-        more = False
-        for entity, item, could_continue in self._rows(start, size):
-            items.append(entity)
+        for entity in items:
             result._add(entity)
-            last, more = item, could_continue
-        if not more or last is None:
+        if not pages.more or pages.last is None:
             return CollectionPage(items, result, None)
-        return CollectionPage(items, result, encode_cursor(self._key_of(last), qfp, secret))
+        return CollectionPage(items, result, encode_cursor(self._key_of(pages.last), qfp, secret))
 
     def _key_of(self, item: Mapping[str, Any]) -> dict[str, Any]:
         plan = self.plan()
         table = plan.table
         names = {table.partition_key, table.sort_key, plan.pk_attribute, plan.sk_attribute}
         return {n: item[n] for n in sorted(names) if n in item}
+
+
+@dataclass(frozen=True)
+class CollectionQuery(_CollectionCore):
+    """An immutable collection read: builders return new ones, nothing is sent until
+    the query is iterated or `all()` / `page()` is called."""
+
+    session: Session = field(repr=False)
+
+    def __iter__(self) -> Iterator[Entity]:
+        """Lazily yields member entities of any type in key order, a page at a time."""
+        pages = self._pages()
+        while not pages.done:
+            yield from self.session._drive(pages.next())
+
+    def all(self) -> CollectionResult:
+        """Every member entity (up to `limit`), sorted into typed lists."""
+        return self.session._drive(self._all_steps())
+
+    def page(self, size: int, cursor: str | None = None) -> CollectionPage:
+        """Up to `size` member entities and a cursor for the next page (None at the end)."""
+        return self.session._drive(self._page_steps(size, cursor))
+
+
+@dataclass(frozen=True)
+class AsyncCollectionQuery(_CollectionCore):
+    """`CollectionQuery` for an async session: `await .all()`, `await .page()`,
+    `async for`."""
+
+    session: AsyncReads = field(repr=False)
+
+    async def __aiter__(self) -> AsyncIterator[Entity]:
+        """Lazily yields member entities of any type in key order, a page at a time."""
+        pages = self._pages()
+        while not pages.done:
+            for entity in await self.session._adrive(pages.next()):
+                yield entity
+
+    async def all(self) -> CollectionResult:
+        """Every member entity (up to `limit`), sorted into typed lists."""
+        return await self.session._adrive(self._all_steps())
+
+    async def page(self, size: int, cursor: str | None = None) -> CollectionPage:
+        """Up to `size` member entities and a cursor for the next page (None at the end)."""
+        return await self.session._adrive(self._page_steps(size, cursor))

@@ -1,10 +1,9 @@
-"""Immutable Query and Scan builders: each has a pure `to_request()`; the session sends."""
+"""Immutable Query builders with a pure `to_request()`, and their sync and async shells."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -23,17 +22,22 @@ from dynaorm._index_reads import (
     key_from_item,
     sendable_paths,
 )
+from dynaorm._io import Call, Steps
+from dynaorm._pages import Pages, ReadHost, decode_as, drain, fetch_page
+from dynaorm._scan import AsyncScan, Scan
 from dynaorm._update import as_path, key_condition_expression, projection_expression
 from dynaorm.errors import ExpressionError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
+
+    from dynaorm._async_reads import AsyncReads
     from dynaorm._session import Session
 
-__all__ = ["Page", "Query", "Scan"]
+__all__ = ["AsyncQuery", "AsyncScan", "Page", "Query", "Scan"]
 
 E = TypeVar("E", bound=Entity)
 _RANGE_OPS = {"between": "between", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-MAX_SCAN_SEGMENTS = 1_000_000  # DynamoDB's TotalSegments upper bound
 
 
 @dataclass(frozen=True)
@@ -55,14 +59,11 @@ def _one_slot(method: str, slots: Mapping[str, Any]) -> tuple[str, Any]:
 
 
 @dataclass(frozen=True)
-class Query(Generic[E]):
-    """A Query on an entity's primary key or one of its indexes.
+class _QueryCore(Generic[E]):
+    """What a Query is, whichever shell sends it: builders, requests and the steps of
+    every read. `Query` and `AsyncQuery` only drive those steps."""
 
-    Builders return new queries; nothing is sent until the query is iterated or one of
-    `all()`, `first()`, `count()`, `page()` is called.
-    """
-
-    session: Session = field(repr=False)
+    session: ReadHost = field(repr=False)
     target: type[E] | EntityIndex
     slots: Mapping[str, Any]
     range_op: str | None = None
@@ -76,12 +77,12 @@ class Query(Generic[E]):
 
     # -- builders ---------------------------------------------------------------------
 
-    def begins_with(self, **slot: Any) -> Query[E]:
+    def begins_with(self, **slot: Any) -> Self:
         """Items whose next sort-key slot starts with a partial value (str, date, datetime)."""
         name, value = _one_slot("begins_with", slot)
         return self._range("begins_with", name, value)
 
-    def between(self, **slots: Any) -> Query[E]:
+    def between(self, **slots: Any) -> Self:
         """Items whose sort-key slot lies in the inclusive range (low, high).
 
         Several slots may be given: the one latest in the sort template takes the
@@ -90,23 +91,23 @@ class Query(Generic[E]):
         """
         return self._ranged("between", slots)
 
-    def gt(self, **slots: Any) -> Query[E]:
+    def gt(self, **slots: Any) -> Self:
         """Items whose sort-key slot is greater; leading slots may be fixed alongside."""
         return self._ranged("gt", slots)
 
-    def ge(self, **slots: Any) -> Query[E]:
+    def ge(self, **slots: Any) -> Self:
         """Items whose sort-key slot is greater or equal; leading slots may be fixed."""
         return self._ranged("ge", slots)
 
-    def lt(self, **slots: Any) -> Query[E]:
+    def lt(self, **slots: Any) -> Self:
         """Items whose sort-key slot is less; leading slots may be fixed alongside."""
         return self._ranged("lt", slots)
 
-    def le(self, **slots: Any) -> Query[E]:
+    def le(self, **slots: Any) -> Self:
         """Items whose sort-key slot is less or equal; leading slots may be fixed."""
         return self._ranged("le", slots)
 
-    def _ranged(self, method: str, given: Mapping[str, Any]) -> Query[E]:
+    def _ranged(self, method: str, given: Mapping[str, Any]) -> Self:
         if len(given) < 2:
             name, value = _one_slot(method, given)
             fixed: dict[str, Any] = {}
@@ -125,7 +126,7 @@ class Query(Generic[E]):
 
     def _range(
         self, op: str, name: str, value: Any, fixed: Mapping[str, Any] | None = None
-    ) -> Query[E]:
+    ) -> Self:
         if self.range_op is not None:
             raise ExpressionError(
                 f"this query already has a {self.range_op} condition on {self.range_field!r}; "
@@ -139,7 +140,7 @@ class Query(Generic[E]):
             range_operand=value,
         )
 
-    def where(self, condition: Condition) -> Query[E]:
+    def where(self, condition: Condition) -> Self:
         """Add a filter (applied by DynamoDB after reading; combined with AND)."""
         if not isinstance(condition, Condition):
             raise ExpressionError(
@@ -147,17 +148,17 @@ class Query(Generic[E]):
             )
         return dataclasses.replace(self, filter=and_(self.filter, condition))
 
-    def reverse(self) -> Query[E]:
+    def reverse(self) -> Self:
         """Descending sort-key order."""
         return dataclasses.replace(self, forward=not self.forward)
 
-    def limit(self, count: int) -> Query[E]:
+    def limit(self, count: int) -> Self:
         """Return at most `count` items (items returned, not items evaluated)."""
         if count < 1:
             raise ExpressionError(f".limit() needs a positive count, got {count}")
         return dataclasses.replace(self, max_items=count)
 
-    def project(self, *paths: Path | str) -> Query[E]:
+    def project(self, *paths: Path | str) -> Self:
         """Read only these attributes; results are then plain dicts, not entities.
 
         On a KEYS_ONLY or INCLUDE index, key fields are decoded from the keys and a path
@@ -170,7 +171,7 @@ class Query(Generic[E]):
         refuse_encrypted_projection(entity.__dynaorm__, paths)
         return dataclasses.replace(self, projection=paths)
 
-    def consistent(self) -> Query[E]:
+    def consistent(self) -> Self:
         """Strongly consistent reads (base table only; GSIs are eventually consistent)."""
         if isinstance(self.target, EntityIndex):
             raise ExpressionError(
@@ -265,35 +266,23 @@ class Query(Generic[E]):
             return None
         return remaining
 
-    # -- execution --------------------------------------------------------------------
+    # -- steps (shared by the sync and the async shell) ----------------------------------
 
-    def _raw_pages(
-        self, start: Mapping[str, Any] | None, want: int | None
-    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
-        key = start
-        while True:
-            request = self.to_request(exclusive_start_key=key, limit=self._request_limit(want))
-            response = self.session._call("Query", request, entity=self.entity)
-            items: list[dict[str, Any]] = response.get("Items", [])
-            key = response.get("LastEvaluatedKey")
-            yield items, key
-            if want is not None:
-                want -= len(items)
-                if want <= 0:
-                    return
-            if key is None:
-                return
+    def _fetch(
+        self, key: Mapping[str, Any] | None, want: int | None
+    ) -> Steps[tuple[list[dict[str, Any]], Any]]:
+        request = self.to_request(exclusive_start_key=key, limit=self._request_limit(want))
+        return fetch_page("Query", request, self.entity.__dynaorm__.name)
 
-    def __iter__(self) -> Iterator[E]:
-        """Lazily yields typed entities, reading one page at a time."""
+    def _pages(self, start: Mapping[str, Any] | None = None, want: int | None = None) -> Pages[E]:
+        """The read of the matching entities (up to `want`, else up to `limit`)."""
         self._check_readable()
-        returned = 0
-        for items, _ in self._raw_pages(None, self.max_items):
-            for item in items:
-                yield self._decode(item)
-                returned += 1
-                if self.max_items is not None and returned >= self.max_items:
-                    return
+        return Pages(self._fetch, self._decode, self.max_items if want is None else want, start)
+
+    def _key_pages(self) -> Pages[Key]:
+        info = self.entity.__dynaorm__
+        keyed = dataclasses.replace(self, projection=(info.table.partition_key,))
+        return Pages(keyed._fetch, lambda item: key_from_item(info, item), self.max_items)
 
     def _check_readable(self) -> None:
         """Before sending: entities need every field; a projection only what is there."""
@@ -313,7 +302,7 @@ class Query(Generic[E]):
             attributes = (plan.pk_attribute, plan.sk_attribute)
             wanted = self._projected_attributes
             item = {**item, **key_field_attributes(index, item, attributes, wanted)}
-        return self.session._decode_as(self.entity, item, self.projection)  # type: ignore[return-value]
+        return decode_as(self.entity, item, self.projection)  # type: ignore[return-value]
 
     @cached_property
     def _projected_attributes(self) -> frozenset[str] | None:
@@ -322,32 +311,7 @@ class Query(Generic[E]):
             return None
         return frozenset(str(as_path(path).segments[0]) for path in self.projection)
 
-    def keys(self) -> list[Key]:
-        """The primary keys of the matching items, in query order (up to `limit`).
-
-        Any index can return these, KEYS_ONLY and INCLUDE ones too; read the entities
-        with `session.batch_get(keys)`.
-        """
-        info = self.entity.__dynaorm__
-        keyed = dataclasses.replace(self, projection=(info.table.partition_key,))
-        result: list[Key] = []
-        for items, _ in keyed._raw_pages(None, self.max_items):
-            for item in items:
-                result.append(key_from_item(info, item))
-                if len(result) == self.max_items:
-                    return result
-        return result
-
-    def all(self) -> list[E]:
-        """Every matching item (up to `limit`), reading as many pages as needed."""
-        return list(self)
-
-    def first(self) -> E | None:
-        """The first matching item, or None; reads one page when no filter applies."""
-        return next(iter(self.limit(1)), None)
-
-    def count(self) -> int:
-        """The number of matching items (Select=COUNT, summed over pages)."""
+    def _count_steps(self) -> Steps[int]:
         total = 0
         key: Mapping[str, Any] | None = None
         # Built without the projection: its names would be left unused in the request,
@@ -356,7 +320,7 @@ class Query(Generic[E]):
         while True:
             request = counted.to_request(exclusive_start_key=key)
             request["Select"] = "COUNT"
-            response = self.session._call("Query", request, entity=self.entity)
+            response = yield Call("Query", request, entity=self.entity.__dynaorm__.name)
             total += int(response.get("Count", 0))
             key = response.get("LastEvaluatedKey")
             if key is None or (self.max_items is not None and total >= self.max_items):
@@ -377,8 +341,7 @@ class Query(Generic[E]):
             }
         )
 
-    def page(self, size: int, cursor: str | None = None) -> Page[E]:
-        """Up to `size` items and a cursor for the next page (None at the end)."""
+    def _page_steps(self, size: int, cursor: str | None) -> Steps[Page[E]]:
         if size < 1:
             raise ExpressionError(f".page() needs a positive size, got {size}")
         self._check_readable()
@@ -390,23 +353,11 @@ class Query(Generic[E]):
             start = decode_cursor(cursor, qfp, secret)
             index_sk = self.target.sk if isinstance(self.target, EntityIndex) else None
             check_resume_key(start, plan, self.entity.__dynaorm__, index_sk)
-        results: list[E] = []
-        last_item: dict[str, Any] | None = None
-        more = False
-        for items, key in self._raw_pages(start, size):
-            for position, item in enumerate(items):
-                if len(results) == size:
-                    more = True
-                    break
-                results.append(self._decode(item))
-                last_item = item
-                if len(results) == size:
-                    more = position < len(items) - 1 or key is not None
-            if len(results) == size:
-                break
-        if not more or last_item is None:
+        pages = self._pages(start, size)
+        results = yield from drain(pages)
+        if not pages.more or pages.last is None:
             return Page(results, None)
-        return Page(results, encode_cursor(self._key_of(last_item, plan), qfp, secret))
+        return Page(results, encode_cursor(self._key_of(pages.last, plan), qfp, secret))
 
     def _key_of(self, item: Mapping[str, Any], plan: QueryPlan) -> dict[str, Any]:
         """The ExclusiveStartKey that resumes right after `item`."""
@@ -416,85 +367,77 @@ class Query(Generic[E]):
 
 
 @dataclass(frozen=True)
-class Scan(Generic[E]):
-    """A Scan of one entity type (filtered on the type attribute), optionally parallel."""
+class Query(_QueryCore[E]):
+    """A Query on an entity's primary key or one of its indexes.
+
+    Builders return new queries; nothing is sent until the query is iterated or one of
+    `all()`, `first()`, `count()`, `keys()`, `page()` is called.
+    """
 
     session: Session = field(repr=False)
-    entity: type[E]
-    filter: Condition | None = None
-    max_items: int | None = None
-    total_segments: int = 1
-    consistent_read: bool = False
-
-    def where(self, condition: Condition) -> Scan[E]:
-        return dataclasses.replace(self, filter=and_(self.filter, condition))
-
-    def limit(self, count: int) -> Scan[E]:
-        if count < 1:
-            raise ExpressionError(f".limit() needs a positive count, got {count}")
-        return dataclasses.replace(self, max_items=count)
-
-    def consistent(self) -> Scan[E]:
-        return dataclasses.replace(self, consistent_read=True)
-
-    def segments(self, total: int) -> Scan[E]:
-        """Read `total` segments in parallel threads (DynamoDB's parallel scan)."""
-        if not 1 <= total <= MAX_SCAN_SEGMENTS:
-            raise ExpressionError(f".segments() takes 1 to {MAX_SCAN_SEGMENTS}, got {total}")
-        return dataclasses.replace(self, total_segments=total)
-
-    def to_request(
-        self, *, segment: int | None = None, exclusive_start_key: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        table = self.entity.__dynaorm__.table
-        ph = Placeholders()
-        condition = and_(Path(table.type_attribute) == self.entity.__dynaorm__.name, self.filter)
-        assert condition is not None
-        request: dict[str, Any] = {
-            "TableName": self.session.table_name(table),
-            "FilterExpression": build_condition(condition, ph),
-        }
-        if self.total_segments > 1 and segment is not None:
-            request["Segment"] = segment
-            request["TotalSegments"] = self.total_segments
-        if self.consistent_read:
-            request["ConsistentRead"] = True
-        if exclusive_start_key is not None:
-            request["ExclusiveStartKey"] = dict(exclusive_start_key)
-        request.update(ph.to_request())
-        return request
-
-    def _segment_items(self, segment: int | None) -> Iterator[dict[str, Any]]:
-        key: Mapping[str, Any] | None = None
-        while True:
-            request = self.to_request(segment=segment, exclusive_start_key=key)
-            response = self.session._call("Scan", request, entity=self.entity)
-            yield from response.get("Items", [])
-            key = response.get("LastEvaluatedKey")
-            if key is None:
-                return
-
-    def _read_segment(self, segment: int) -> list[dict[str, Any]]:
-        return list(self._segment_items(segment))
-
-    def _items(self) -> Iterator[dict[str, Any]]:
-        if self.total_segments == 1:
-            yield from self._segment_items(None)
-            return
-        # Each segment is read to completion in its own thread, so a parallel scan holds
-        # whole segments in memory; iterate a single-segment scan to stream page by page.
-        with ThreadPoolExecutor(max_workers=min(self.total_segments, 16)) as pool:
-            futures = [
-                pool.submit(self._read_segment, segment) for segment in range(self.total_segments)
-            ]
-            for future in futures:
-                yield from future.result()
 
     def __iter__(self) -> Iterator[E]:
-        for returned, item in enumerate(self._items(), start=1):
-            yield self.session._decode_as(self.entity, item, None)  # type: ignore[misc]
-            if self.max_items is not None and returned >= self.max_items:
-                return
+        """Lazily yields typed entities, reading one page at a time."""
+        pages = self._pages()
+        while not pages.done:
+            yield from self.session._drive(pages.next())
 
     def all(self) -> list[E]:
-        return list(self)
+        """Every matching item (up to `limit`), reading as many pages as needed."""
+        return self.session._drive(drain(self._pages()))
+
+    def first(self) -> E | None:
+        """The first matching item, or None; reads one page when no filter applies."""
+        found = self.limit(1).all()
+        return found[0] if found else None
+
+    def count(self) -> int:
+        """The number of matching items (Select=COUNT, summed over pages)."""
+        return self.session._drive(self._count_steps())
+
+    def keys(self) -> list[Key]:
+        """The primary keys of the matching items, in query order (up to `limit`).
+
+        Any index can return these, KEYS_ONLY and INCLUDE ones too; read the entities
+        with `session.batch_get(keys)`.
+        """
+        return self.session._drive(drain(self._key_pages()))
+
+    def page(self, size: int, cursor: str | None = None) -> Page[E]:
+        """Up to `size` items and a cursor for the next page (None at the end)."""
+        return self.session._drive(self._page_steps(size, cursor))
+
+
+@dataclass(frozen=True)
+class AsyncQuery(_QueryCore[E]):
+    """`Query` for an async session: the same builders; reads are awaited or `async for`."""
+
+    session: AsyncReads = field(repr=False)
+
+    async def __aiter__(self) -> AsyncIterator[E]:
+        """Lazily yields typed entities, reading one page at a time."""
+        pages = self._pages()
+        while not pages.done:
+            for entity in await self.session._adrive(pages.next()):
+                yield entity
+
+    async def all(self) -> list[E]:
+        """Every matching item (up to `limit`), reading as many pages as needed."""
+        return await self.session._adrive(drain(self._pages()))
+
+    async def first(self) -> E | None:
+        """The first matching item, or None; reads one page when no filter applies."""
+        found = await self.limit(1).all()
+        return found[0] if found else None
+
+    async def count(self) -> int:
+        """The number of matching items (Select=COUNT, summed over pages)."""
+        return await self.session._adrive(self._count_steps())
+
+    async def keys(self) -> list[Key]:
+        """The primary keys of the matching items, in query order (up to `limit`)."""
+        return await self.session._adrive(drain(self._key_pages()))
+
+    async def page(self, size: int, cursor: str | None = None) -> Page[E]:
+        """Up to `size` items and a cursor for the next page (None at the end)."""
+        return await self.session._adrive(self._page_steps(size, cursor))

@@ -20,6 +20,7 @@ from dynaorm._cursor import Secrets, sealer, secrets_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path, Placeholders
+from dynaorm._io import Steps, drive
 from dynaorm._items import entity_from_item
 from dynaorm._outcomes import (
     single_outcome,
@@ -56,6 +57,7 @@ from dynaorm.errors import (
 __all__ = ["CollectionResult", "Session"]
 
 E = TypeVar("E", bound=Entity)
+T = TypeVar("T")
 
 
 class Session:
@@ -133,6 +135,10 @@ class Session:
         return self._transport.call(
             operation, request, table=request.get("TableName"), entity=name, key=key
         )
+
+    def _drive(self, steps: Steps[T]) -> T:
+        """Run the steps of a read or a write on this session's transport."""
+        return drive(steps, self._transport)
 
     def _decode_as(
         self, entity: type[Entity], item: dict[str, Any], projection: Any

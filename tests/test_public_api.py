@@ -7,6 +7,9 @@ import dynaorm.errors
 import dynaorm.testing
 
 EXPECTED = [
+    "AsyncCollectionQuery",
+    "AsyncQuery",
+    "AsyncScan",
     "BulkFailure",
     "BulkResult",
     "Collection",

@@ -12,6 +12,9 @@ from blog_models import Post, User, user_feed
 from typing_extensions import assert_type
 
 from dynaorm import (
+    AsyncCollectionQuery,
+    AsyncQuery,
+    AsyncScan,
     CollectionPage,
     CollectionQuery,
     CollectionResult,
@@ -21,6 +24,7 @@ from dynaorm import (
     Query,
     Session,
 )
+from dynaorm._async_reads import AsyncReads  # AsyncSession's base: the async reads
 
 
 def check(session: Session, post: Post) -> None:
@@ -40,3 +44,24 @@ def check(session: Session, post: Post) -> None:
     assert_type(feed.page(10).result[User], list[User])
     assert_type(next(iter(feed)), Entity)
     assert_type(session.update(post, add={"likes": 1}), Post)
+
+
+async def check_async_reads(session: AsyncReads, keys: list[Key]) -> None:
+    query = session.query(Post, user_id="u1").reverse().limit(3)
+    assert_type(query, AsyncQuery[Post])
+    assert_type(await query.all(), list[Post])
+    assert_type(await query.first(), Post | None)
+    assert_type(await query.count(), int)
+    assert_type(await query.keys(), list[Key])
+    assert_type(await query.page(10), Page[Post])
+    assert_type(session.query(Post.by_topic, topic="aws"), AsyncQuery[Any])
+    assert_type([post async for post in query], list[Post])
+    assert_type(session.scan(Post).segments(4), AsyncScan[Post])
+    assert_type(await session.scan(Post).all(), list[Post])
+    assert_type(await session.collection(user_feed, user_id="u1"), CollectionResult)
+    feed = session.collection_query(user_feed, user_id="u1").reverse().limit(5)
+    assert_type(feed, AsyncCollectionQuery)
+    assert_type(await feed.page(10), CollectionPage)
+    assert_type([entity async for entity in feed], list[Entity])
+    assert_type(await session.batch_get(keys), list[Entity])
+    assert_type(await session.batch_write(put=[], delete=keys), None)

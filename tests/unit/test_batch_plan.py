@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from random import Random
 from typing import Any
 
@@ -10,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynaorm._batch_plan import BatchPlan, Ident, Outcome, Pause, Send, Step
+from dynaorm._batch_plan import BatchPlan, Ident
+from dynaorm._io import Call, Sleep, Step, Steps
+from dynaorm._retry import Backoff
 from dynaorm.errors import RequestError, ServiceError, TableNotFound, Throttled
 
 TABLE = "app"
@@ -29,17 +30,34 @@ def put_of(i: Ident) -> dict[str, Any]:
     return {"PutRequest": {"Item": {**key_of(i), "n": {"N": "1"}}}}
 
 
-def run(plan: Generator[Step, Outcome, Any], answer: Any) -> tuple[Any, list[Step]]:
-    """Drive a plan: `answer(send)` returns a response dict or an error to hand back."""
-    steps: list[Step] = []
+Outcome = dict[str, Any] | RequestError | None
+
+
+class Numbered(Backoff):
+    """Sleeps as long as the retry's number, so a test can read which retry it was."""
+
+    def delay(self, attempt: int) -> float:
+        return float(attempt)
+
+
+def batch_plan(attempts: int) -> BatchPlan:
+    return BatchPlan(KEY_NAMES, retry=Numbered(attempts=attempts))
+
+
+def run(steps: Steps[Any], answer: Any) -> tuple[Any, list[Step]]:
+    """Drive a plan: `answer(call)` returns a response dict, or an error thrown back in."""
+    seen: list[Step] = []
     outcome: Outcome = None
     while True:
         try:
-            step = plan.send(outcome)
+            if isinstance(outcome, RequestError):
+                step = steps.throw(outcome)
+            else:
+                step = steps.send(outcome)
         except StopIteration as done:
-            return done.value, steps
-        steps.append(step)
-        outcome = None if isinstance(step, Pause) else answer(step)
+            return done.value, seen
+        seen.append(step)
+        outcome = None if isinstance(step, Sleep) else answer(step)
 
 
 ERRORS: list[RequestError] = [
@@ -75,7 +93,7 @@ def test_every_write_is_either_written_or_failed_with_its_last_error(
     refused: set[Ident] = set()
 
     def answer(send: Step) -> Outcome:
-        assert isinstance(send, Send) and send.operation == "BatchWriteItem"
+        assert isinstance(send, Call) and send.operation == "BatchWriteItem"
         (sent,) = send.params["RequestItems"].values()
         idents = [
             (TABLE, r["PutRequest"]["Item"]["PK"]["S"], r["PutRequest"]["Item"]["SK"]["S"])
@@ -96,14 +114,14 @@ def test_every_write_is_either_written_or_failed_with_its_last_error(
         last.update(dict.fromkeys(left_idents, None))
         return {"UnprocessedItems": {TABLE: left} if left else {}}
 
-    failures, steps = run(BatchPlan(KEY_NAMES, attempts=attempts).write(requests), answer)
+    failures, steps = run(batch_plan(attempts).write(requests), answer)
 
     assert stored | set(failures) == set(requests) and not stored & set(failures)
     assert failures == {i: last[i] for i in failures}  # the error that ended each request
-    sends = [s for s in steps if isinstance(s, Send)]
+    sends = [s for s in steps if isinstance(s, Call)]
     chunks = -(-count // 25)
     assert chunks <= len(sends) <= chunks * attempts
-    assert sum(isinstance(s, Pause) for s in steps) == len(sends) - chunks
+    assert sum(isinstance(s, Sleep) for s in steps) == len(sends) - chunks
 
 
 def test_a_refusal_ends_its_chunk_and_the_next_chunk_still_goes() -> None:
@@ -111,13 +129,11 @@ def test_a_refusal_ends_its_chunk_and_the_next_chunk_still_goes() -> None:
     refused = ServiceError("refused", aws_code="ValidationException")
     answers: list[Outcome] = [refused, {}]
 
-    failures, steps = run(
-        BatchPlan(KEY_NAMES, attempts=8).write(requests), lambda _: answers.pop(0)
-    )
+    failures, steps = run(batch_plan(8).write(requests), lambda _: answers.pop(0))
 
     assert failures == dict.fromkeys(list(requests)[:25], refused)
-    assert [type(s) for s in steps] == [Send, Send]
-    assert [len(s.params["RequestItems"][TABLE]) for s in steps if isinstance(s, Send)] == [25, 5]
+    assert [type(s) for s in steps] == [Call, Call]
+    assert [len(s.params["RequestItems"][TABLE]) for s in steps if isinstance(s, Call)] == [25, 5]
 
 
 def test_transient_errors_are_retried_after_a_pause_with_the_same_request() -> None:
@@ -129,12 +145,10 @@ def test_transient_errors_are_retried_after_a_pause_with_the_same_request() -> N
         {},
     ]
 
-    failures, steps = run(
-        BatchPlan(KEY_NAMES, attempts=8).write(requests), lambda _: answers.pop(0)
-    )
+    failures, steps = run(batch_plan(8).write(requests), lambda _: answers.pop(0))
 
     assert failures == {}
-    assert [s.attempt if isinstance(s, Pause) else "send" for s in steps] == [
+    assert [s.seconds if isinstance(s, Sleep) else "send" for s in steps] == [
         "send",
         1,
         "send",
@@ -143,7 +157,7 @@ def test_transient_errors_are_retried_after_a_pause_with_the_same_request() -> N
         3,
         "send",
     ]
-    sends = [s.params for s in steps if isinstance(s, Send)]
+    sends = [s.params for s in steps if isinstance(s, Call)]
     assert sends[0] == sends[1] == sends[2] == {"RequestItems": {TABLE: list(requests.values())}}
     assert sends[3] == {"RequestItems": {TABLE: [put_of(ident(2))]}}
 
@@ -160,7 +174,7 @@ def test_every_key_is_read_absent_or_failed(count: int, seed: int, error: Reques
     read: set[Ident] = set()
 
     def answer(send: Step) -> Outcome:
-        assert isinstance(send, Send) and send.operation == "BatchGetItem"
+        assert isinstance(send, Call) and send.operation == "BatchGetItem"
         (body,) = send.params["RequestItems"].values()
         assert body.get("ConsistentRead") is True and 0 < len(body["Keys"]) <= 100
         if rng.random() < 0.2:
@@ -172,7 +186,7 @@ def test_every_key_is_read_absent_or_failed(count: int, seed: int, error: Reques
         unprocessed = {TABLE: {"Keys": left, "ConsistentRead": True}} if left else {}
         return {"Responses": {TABLE: items}, "UnprocessedKeys": unprocessed}
 
-    plan = BatchPlan(KEY_NAMES, attempts=3).get(keys, consistent=True)
+    plan = batch_plan(3).get(keys, consistent=True)
     (found, failures), _ = run(plan, answer)
 
     assert set(found) == read & stored  # what was read is kept, whatever failed later
@@ -181,6 +195,6 @@ def test_every_key_is_read_absent_or_failed(count: int, seed: int, error: Reques
 
 
 def test_a_plan_refuses_a_missing_response() -> None:
-    plan = BatchPlan(KEY_NAMES, attempts=2).write({ident(1): put_of(ident(1))})
+    plan = batch_plan(2).write({ident(1): put_of(ident(1))})
     with pytest.raises(TypeError, match="BatchWriteItem"):
         run(plan, lambda _: None)
