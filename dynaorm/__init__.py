@@ -1,6 +1,7 @@
 """dynaorm: a single-table-design ORM for Amazon DynamoDB."""
 
 from dynaorm import errors
+from dynaorm._async_session import AsyncSession, AsyncUnitOfWork
 from dynaorm._bulk import BulkFailure, BulkResult
 from dynaorm._collections import CollectionPage, CollectionQuery
 from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
@@ -22,6 +23,8 @@ from dynaorm.errors import DynaormError
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncSession",
+    "AsyncUnitOfWork",
     "BulkFailure",
     "BulkResult",
     "Collection",

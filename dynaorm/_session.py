@@ -54,9 +54,7 @@ class Session(SessionCore):
         telemetry: Telemetry | bool = False,
         transport: Transport | str | None = None,
     ) -> None:
-        if isinstance(transport, Transport):
-            self._transport = transport
-        else:
+        if transport is None or isinstance(transport, str):
             self._transport = sync_transport(
                 transport,
                 region=region,
@@ -67,6 +65,8 @@ class Session(SessionCore):
                 aws_session_token=aws_session_token,
                 max_retry_attempts=max_retry_attempts,
             )
+        else:
+            self._transport = transport
         self.cursor_secret = cursor_secret
         for secret in secrets_of(cursor_secret):  # refuse a bad secret or a missing extra now
             sealer(secret)

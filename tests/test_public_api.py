@@ -7,6 +7,8 @@ import dynaorm.errors
 import dynaorm.testing
 
 EXPECTED = [
+    "AsyncSession",
+    "AsyncUnitOfWork",
     "BulkFailure",
     "BulkResult",
     "Collection",
