@@ -18,6 +18,6 @@ def test_every_test_named_in_the_guarantees_exists() -> None:
         source = ROOT / path
         if not source.is_file():
             missing.append(path)
-        elif name and not re.search(rf"^def {name}\(", source.read_text("utf-8"), re.M):
+        elif name and not re.search(rf"^(?:async )?def {name}\(", source.read_text("utf-8"), re.M):
             missing.append(f"{path}::{name}")
     assert missing == []
