@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from dynaorm import AsyncSession, Entity, Index, Session, Table
+from dynaorm._io import Call, Sleep
 from dynaorm._items import entity_to_item
 from dynaorm.errors import ConditionFailed, TransactionCanceled, VersionConflict
 
@@ -173,3 +174,48 @@ def test_async_session_sends_exactly_the_requests_of_the_sync_session() -> None:
 
     assert len(sync_calls) > 10
     assert _normalized(async_calls, async_prefix) == _normalized(sync_calls, sync_prefix)
+
+
+def test_create_table_polls_with_a_sleep_between_describes_no_transport_needed() -> None:
+    session = AsyncSession(transport=Canned([]))
+    steps = session._create_table_steps(shop, wait=True, exists_ok=False)
+    creating = {"Table": {"TableStatus": "CREATING"}}
+    active = {"Table": {"TableStatus": "ACTIVE"}}
+
+    seen = [steps.send(None)]
+    for answer in ({}, creating, None, active, {}):
+        try:
+            seen.append(steps.send(answer))
+        except StopIteration:
+            break
+
+    kinds = [(s.operation if isinstance(s, Call) else f"sleep {s.seconds}") for s in seen]
+    assert kinds == [
+        "CreateTable",
+        "DescribeTable",
+        "sleep 0.2",
+        "DescribeTable",
+        "UpdateTimeToLive",
+    ]
+    assert all(isinstance(s, (Call, Sleep)) for s in seen)
+    assert seen[-1].params == {  # type: ignore[union-attr]
+        "TableName": "p_unit_async",
+        "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "expires_at"},
+    }
+
+
+@pytest.mark.asyncio
+async def test_create_table_awaits_until_active_and_enables_ttl() -> None:
+    creating = {
+        "Table": {"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [{"IndexStatus": "CREATING"}]}
+    }
+    active = {
+        "Table": {"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [{"IndexStatus": "ACTIVE"}]}
+    }
+    transport = Canned([{}, creating, active, {}])
+    session = AsyncSession(transport=transport)
+
+    await session.create_table(shop)
+
+    operations = [operation for operation, _ in transport.sent]
+    assert operations == ["CreateTable", "DescribeTable", "DescribeTable", "UpdateTimeToLive"]
