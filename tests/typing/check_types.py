@@ -12,6 +12,8 @@ from blog_models import Post, User, user_feed
 from typing_extensions import assert_type
 
 from dynaorm import (
+    AsyncSession,
+    AsyncUnitOfWork,
     CollectionPage,
     CollectionQuery,
     CollectionResult,
@@ -40,3 +42,12 @@ def check(session: Session, post: Post) -> None:
     assert_type(feed.page(10).result[User], list[User])
     assert_type(next(iter(feed)), Entity)
     assert_type(session.update(post, add={"likes": 1}), Post)
+
+
+async def check_async(session: AsyncSession, post: Post) -> None:
+    assert_type(await session.get(User, user_id="u1"), User | None)
+    assert_type(await session.update(post, set={"title": "x"}), Post)
+    assert_type(await session.health_check(), bool)
+    async with session.unit_of_work() as uow:
+        assert_type(uow, AsyncUnitOfWork)
+        assert_type(await uow.get(User, user_id="u1"), User | None)
