@@ -16,6 +16,7 @@ from dynaorm._entity import Entity, Key
 from dynaorm._expressions import Path
 from dynaorm._io import AsyncCaller, Steps, adrive
 from dynaorm._schema import Table
+from dynaorm._telemetry import Telemetry
 from dynaorm._transport import RequestEvent, Transport
 from dynaorm._transports import ThreadedTransport, async_transport
 from dynaorm._unit_of_work import UnitOfWorkCore, UnitOfWorkState
@@ -47,6 +48,7 @@ class AsyncSession(SessionCore):
         max_retry_attempts: int | None = None,
         batch_attempts: int = 8,
         on_request: Callable[[RequestEvent], None] | None = None,
+        telemetry: Telemetry | bool = False,
         transport: Any = None,
     ) -> None:
         if transport is None or isinstance(transport, str):
@@ -66,6 +68,11 @@ class AsyncSession(SessionCore):
             sealer(secret)
         if on_request is not None:
             self._transport.add_observer(on_request)
+        if telemetry:
+            # A threaded transport is traced where it sends: the blocking one it wraps
+            # (asyncio.to_thread carries the caller's context, so spans nest as expected).
+            traced = getattr(self._transport, "sync", self._transport)
+            (Telemetry() if telemetry is True else telemetry).instrument(traced)
         # The batch runner's retry budget paces transaction and bulk retries here as on
         # Session; its plans are driven by the async reads, never by its blocking methods.
         self._batches = BatchRunner(self, attempts=batch_attempts)  # type: ignore[arg-type]
