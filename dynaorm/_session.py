@@ -35,7 +35,9 @@ class Session(SessionCore):
     environment; `table_prefix` (or `DYNAMODB_TABLE_PREFIX`) prefixes physical table
     names; `cursor_secret` (bytes, or a list of them newest first) seals pagination
     cursors with authenticated encryption; `telemetry=True` (or a `Telemetry`) traces
-    and measures every request with OpenTelemetry.
+    and measures every request with OpenTelemetry. `transport` is a transport name
+    ("botocore") or instance; the session's operations are the steps of `SessionCore`,
+    which `AsyncSession` awaits instead.
     """
 
     def __init__(
