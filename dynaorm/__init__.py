@@ -1,6 +1,7 @@
 """dynaorm: a single-table-design ORM for Amazon DynamoDB."""
 
 from dynaorm import errors
+from dynaorm._async_session import AsyncSession, AsyncUnitOfWork
 from dynaorm._bulk import BulkFailure, BulkResult
 from dynaorm._collections import AsyncCollectionQuery, CollectionPage, CollectionQuery
 from dynaorm._compiler import CompiledSchema, QueryPlan, schema_of
@@ -25,6 +26,8 @@ __all__ = [
     "AsyncCollectionQuery",
     "AsyncQuery",
     "AsyncScan",
+    "AsyncSession",
+    "AsyncUnitOfWork",
     "BulkFailure",
     "BulkResult",
     "Collection",

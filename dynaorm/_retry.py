@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dynaorm._io import Sleep
+from dynaorm._io import Call, Sleep, Steps
 from dynaorm.errors import RequestError, ServiceError, Throttled, TransactionCanceled
 
 __all__ = ["Backoff", "send_transaction", "transient"]
@@ -50,8 +50,8 @@ class Backoff:
         return Sleep(self.delay(attempt), self.sleep)
 
 
-def send_transaction(send: Callable[[], dict[str, Any]], retry: Backoff) -> dict[str, Any]:
-    """Send a transaction, retrying what DynamoDB says is worth retrying.
+def send_transaction(call: Call, retry: Backoff) -> Steps[dict[str, Any]]:
+    """Send a transaction as steps, retrying what DynamoDB says is worth retrying.
 
     A cancellation caused only by conflicting transactions (no failed condition) and
     TransactionInProgress (the same ClientRequestToken still being applied) are retried
@@ -59,14 +59,15 @@ def send_transaction(send: Callable[[], dict[str, Any]], retry: Backoff) -> dict
     """
     for attempt in range(1, retry.attempts + 1):
         try:
-            return send()
+            response: dict[str, Any] = yield call
+            return response
         except TransactionCanceled as error:
             if attempt == retry.attempts or not _conflicted(error):
                 raise
         except ServiceError as error:
             if attempt == retry.attempts or error.aws_code != _IN_PROGRESS:
                 raise
-        retry.pause(attempt)
+        yield retry.wait(attempt)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

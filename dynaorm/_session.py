@@ -2,57 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 from dynaorm._batch import BatchRunner
 from dynaorm._bulk import BulkResult, run_bulk
-from dynaorm._codec import decode_item
 from dynaorm._collections import CollectionQuery, CollectionResult
-from dynaorm._compiler import schema_of
 from dynaorm._conditions import Condition
-from dynaorm._crypto import refuse_encrypted_projection
+from dynaorm._core import Changes, SessionCore
 from dynaorm._cursor import Secrets, sealer, secrets_of
-from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, EntityIndex, Key
-from dynaorm._expressions import Path, Placeholders
+from dynaorm._expressions import Path
 from dynaorm._io import Steps, drive
-from dynaorm._items import entity_from_item
-from dynaorm._outcomes import (
-    single_outcome,
-    single_request,
-    transaction_error,
-    transaction_request,
-)
-from dynaorm._planner import (
-    Loaded,
-    Step,
-    plan_delete,
-    plan_put,
-    plan_update,
-    refresh_from,
-    refuse_composite_with_entity,
-)
 from dynaorm._query import Query, Scan
-from dynaorm._retry import send_transaction
+from dynaorm._reporting import RequestEvent
 from dynaorm._schema import Collection, Index, Table
 from dynaorm._telemetry import Telemetry
-from dynaorm._transport import RequestEvent, Transport
+from dynaorm._transports import TransportLike, sync_transport
 from dynaorm._unit_of_work import UnitOfWork
-from dynaorm._update import projection_expression
-from dynaorm._writes import Action, FieldChanges
-from dynaorm.errors import (
-    ConditionFailed,
-    DynaormError,
-    ExpressionError,
-    ServiceError,
-    TransactionCanceled,
-    WriteOutcomeUnknown,
-)
+from dynaorm.errors import ExpressionError
 
 __all__ = ["CollectionResult", "Session"]
 
@@ -60,14 +28,17 @@ E = TypeVar("E", bound=Entity)
 T = TypeVar("T")
 
 
-class Session:
+class Session(SessionCore):
     """Reads and writes entities. Safe to share across threads.
 
     Region, endpoint and credentials come from the arguments or the usual AWS
     environment; `table_prefix` (or `DYNAMODB_TABLE_PREFIX`) prefixes physical table
     names; `cursor_secret` (bytes, or a list of them newest first) seals pagination
     cursors with authenticated encryption; `telemetry=True` (or a `Telemetry`) traces
-    and measures every request with OpenTelemetry.
+    and measures every request with OpenTelemetry. `transport` is a transport name
+    ("direct", the default: dynaorm's own signed HTTP client; or "botocore") or an
+    instance; the session's operations are the steps of `SessionCore`, which
+    `AsyncSession` awaits instead.
     """
 
     def __init__(
@@ -84,17 +55,22 @@ class Session:
         batch_attempts: int = 8,
         on_request: Callable[[RequestEvent], None] | None = None,
         telemetry: Telemetry | bool = False,
-        transport: Transport | None = None,
+        transport: TransportLike | str | None = None,
     ) -> None:
-        self._transport = transport or Transport(
-            region=region,
-            endpoint_url=endpoint_url,
-            table_prefix=table_prefix,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-            max_retry_attempts=max_retry_attempts,
-        )
+        self._transport: TransportLike
+        if transport is None or isinstance(transport, str):
+            self._transport = sync_transport(
+                transport,
+                region=region,
+                endpoint_url=endpoint_url,
+                table_prefix=table_prefix,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+                max_retry_attempts=max_retry_attempts,
+            )
+        else:
+            self._transport = transport
         self.cursor_secret = cursor_secret
         for secret in secrets_of(cursor_secret):  # refuse a bad secret or a missing extra now
             sealer(secret)
@@ -110,13 +86,15 @@ class Session:
     def in_memory(cls, **options: Any) -> Session:
         """A session on moto's in-process DynamoDB (extra `memory`); data persists
         across calls within one process."""
+        from dynaorm._transport import Transport  # noqa: PLC0415  (moto patches botocore)
+
         transport_options = {k: options.pop(k) for k in ("table_prefix", "region") if k in options}
         return cls(transport=Transport.in_memory(**transport_options), **options)
 
     # -- plumbing ---------------------------------------------------------------------
 
     @property
-    def transport(self) -> Transport:
+    def transport(self) -> TransportLike:
         return self._transport
 
     @property
@@ -137,81 +115,29 @@ class Session:
         )
 
     def _drive(self, steps: Steps[T]) -> T:
-        """Run the steps of a read or a write on this session's transport."""
+        """Run steps of the core on this session's transport."""
         return drive(steps, self._transport)
-
-    def _decode_as(
-        self, entity: type[Entity], item: dict[str, Any], projection: Any
-    ) -> Entity | dict[str, Any]:
-        schema = schema_of(entity.__dynaorm__.table)
-        if projection is not None:
-            derived = schema.entities[entity.__dynaorm__.name].derived
-            return decode_item({k: v for k, v in item.items() if k not in derived})
-        decoded = entity_from_item(schema, item, expected=entity)
-        assert decoded is not None
-        return decoded
 
     # -- tables -----------------------------------------------------------------------
 
     def create_table(self, table: Table, *, wait: bool = True, exists_ok: bool = False) -> None:
         """Create `table` from its compiled schema; wait until it and its GSIs are ACTIVE."""
-        schema = schema_of(table)
-        name = self.table_name(table)
-        try:
-            self._call("CreateTable", create_table_request(schema, name))
-        except ServiceError as e:
-            if not (exists_ok and e.aws_code == "ResourceInUseException"):
-                raise
-        if wait:
-            self._wait_until_active(name)
-        ttl = time_to_live_request(schema, name)
-        if ttl is not None:
-            self._enable_ttl(ttl)
+        return self._drive(self._create_table_steps(table, wait=wait, exists_ok=exists_ok))
 
     def _wait_until_active(self, name: str, timeout: float = 300.0, interval: float = 0.2) -> None:
         """Poll DescribeTable until the table and every GSI are ACTIVE."""
-        deadline = time.monotonic() + timeout
-        while True:
-            table = self._call("DescribeTable", {"TableName": name})["Table"]
-            statuses = [table.get("TableStatus")] + [
-                g.get("IndexStatus") for g in table.get("GlobalSecondaryIndexes", [])
-            ]
-            if all(status == "ACTIVE" for status in statuses):
-                return
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"table {name!r} is not ACTIVE after {timeout:.0f} s: {statuses}",
-                    operation="DescribeTable",
-                    table=name,
-                )
-            time.sleep(interval)
-
-    def _enable_ttl(self, request: dict[str, Any]) -> None:
-        try:
-            self._call("UpdateTimeToLive", request)
-        except ServiceError as e:
-            # Enabling TTL twice is refused with "TimeToLive is already enabled".
-            if "already enabled" not in e.message:
-                raise
+        return self._drive(self._wait_steps(name, timeout, interval))
 
     def delete_table(self, table: Table) -> None:
-        self._call("DeleteTable", {"TableName": self.table_name(table)})
+        return self._drive(self._delete_table_steps(table))
 
     def drift(self, table: Table) -> list[str]:
         """Differences between the compiled schema and the live table (empty: none)."""
-        response = self._call("DescribeTable", {"TableName": self.table_name(table)})
-        return describe_drift(schema_of(table), response["Table"])
+        return self._drive(self._drift_steps(table))
 
     def health_check(self, table: Table | None = None) -> bool:
         """True when the endpoint answers and, if given, `table` is ACTIVE."""
-        try:
-            if table is None:
-                self._call("ListTables", {"Limit": 1})
-                return True
-            response = self._call("DescribeTable", {"TableName": self.table_name(table)})
-        except DynaormError:
-            return False
-        return bool(response["Table"].get("TableStatus") == "ACTIVE")
+        return self._drive(self._health_steps(table))
 
     # -- single items -----------------------------------------------------------------
 
@@ -224,56 +150,16 @@ class Session:
         **slots: Any,
     ) -> E | None:
         """The entity with this key, or None. With `projection`, a dict of those attributes."""
-        key = entity.key(**slots)
-        request: dict[str, Any] = {
-            "TableName": self.table_name(entity.__dynaorm__.table),
-            "Key": key.to_dynamodb(),
-        }
-        if consistent:
-            request["ConsistentRead"] = True
-        if projection is not None:
-            ph = Placeholders()
-            refuse_encrypted_projection(entity.__dynaorm__, projection)
-            request["ProjectionExpression"] = projection_expression(projection, ph)
-            request.update(ph.to_request())
-        item = self._call("GetItem", request, entity=entity, key=key).get("Item")
-        if item is None:
-            return None
-        return self._decode_as(entity, item, projection)  # type: ignore[return-value]
+        steps = self._get_steps(entity, slots, consistent=consistent, projection=projection)
+        return self._drive(steps)
 
     def put(self, entity: Entity, *, condition: Condition | None = None) -> None:
         """Write the whole item (replacing any), keeping version and unique guarantees."""
-        self._run(self._plan_put(entity, create=False, condition=condition))
+        return self._drive(self._put_steps(entity, create=False, condition=condition))
 
     def create(self, entity: Entity, *, condition: Condition | None = None) -> None:
         """Write a new item; `ItemAlreadyExists` if one with the same key exists."""
-        self._run(self._plan_put(entity, create=True, condition=condition))
-
-    def _plan_put(self, entity: Entity, *, create: bool, condition: Condition | None) -> Step:
-        info = type(entity).__dynaorm__
-        # Guards move from the unique values stored now (a consistent read), never from
-        # values of an object that may have been edited since it was read.
-        loaded = self._read(entity.get_key()) if info.unique and not create else None
-        name = self.table_name(info.table)
-        return plan_put(entity, name, condition, create=create, loaded=loaded)
-
-    def _read(self, key: Key) -> Loaded | None:
-        current = self.get(key.entity, consistent=True, **key.slots)
-        return None if current is None else Loaded.of(current)
-
-    def _basis(self, key: Key, entity: Entity | None, *, read: bool) -> Loaded | None:
-        """What a write of `entity` (or of a bare key) is planned from.
-
-        The object passed in (its version is the one checked, its fields the sources of
-        rebuilt index keys); with `read`, unique values as stored now (None: no item).
-        """
-        basis = None if entity is None else Loaded.of(entity)
-        if not read:
-            return basis
-        stored = self._read(key)
-        if stored is None or basis is None:
-            return stored
-        return dataclasses.replace(basis, unique=stored.unique)
+        return self._drive(self._put_steps(entity, create=True, condition=condition))
 
     def update(
         self,
@@ -294,78 +180,12 @@ class Session:
         key, an update that rebuilds an index key takes the stored values of that index's
         other slot fields in `composite` (the update requires them still stored).
         """
-        key = target.get_key() if isinstance(target, Entity) else target
-        info = key.entity.__dynaorm__
-        entity = target if isinstance(target, Entity) else None
-        refuse_composite_with_entity(entity, composite)
-        changes = FieldChanges(
-            set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        ).named(info)
-        moved = {f for group in info.unique for f in group} & changes.touched_fields()
-        basis = self._basis(key, entity, read=bool(moved))
-        if moved and basis is None:
-            raise ConditionFailed(f"{info.name} {key!r} does not exist", entity=info.name, key=key)
-        name = self.table_name(info.table)
-        step = plan_update(key, name, changes, condition, basis, entity, composite)
-        item = self._run(step)
-        if item is None:  # sent as a transaction, which returns no item: read it
-            result = self.get(key.entity, consistent=True, **key.slots)
-        else:
-            result = self._decode_as(key.entity, item, None)  # type: ignore[assignment]
-        assert isinstance(result, Entity)
-        if entity is not None:
-            refresh_from(entity, result)
-        return result  # type: ignore[return-value]
+        changes = Changes(set, add, remove, append, delete, if_not_exists)
+        return self._drive(self._update_steps(target, changes, condition, composite))
 
     def delete(self, target: Entity | Key, *, condition: Condition | None = None) -> None:
         """Delete the item (no error if it does not exist, unless a condition says so)."""
-        key = target.get_key() if isinstance(target, Entity) else target
-        info = key.entity.__dynaorm__
-        entity = target if isinstance(target, Entity) else None
-        basis = self._basis(key, entity, read=bool(info.unique))
-        if info.unique and basis is None:
-            return  # nothing stored: nothing to delete, no guard to release
-        self._run(plan_delete(key, self.table_name(info.table), condition, basis))
-
-    def _run(self, step: Step) -> dict[str, Any] | None:
-        """Send a planned step: one action alone, several as one transaction.
-
-        Returns the stored item a single write reports (an update's new item), if any.
-        """
-        item = None
-        if len(step.actions) == 1:
-            item = self._single(step.actions[0])
-        else:
-            self._transact(step.actions)
-        if step.on_success is not None:
-            step.on_success()
-        return item
-
-    def _single(self, action: Action) -> dict[str, Any] | None:
-        operation, request = single_request(action)
-        purpose = action.purpose
-        try:
-            response = self._call(operation, request, entity=purpose.entity, key=purpose.key)
-        except ConditionFailed as error:
-            outcome = single_outcome(action, error)
-            if isinstance(outcome, (ConditionFailed, WriteOutcomeUnknown)):
-                raise outcome from error
-            return outcome
-        attributes: dict[str, Any] | None = response.get("Attributes")
-        return attributes
-
-    def _transact(self, actions: list[Action]) -> None:
-        request = transaction_request(actions, uuid.uuid4().hex)
-        try:
-            send_transaction(
-                lambda: self._call("TransactWriteItems", request, entity=actions[0].purpose.entity),
-                self._batches.retry,
-            )
-        except TransactionCanceled as error:
-            mapped = transaction_error(error, actions)
-            if mapped is error:
-                raise
-            raise mapped from error
+        return self._drive(self._delete_steps(target, condition))
 
     def unit_of_work(self) -> UnitOfWork:
         """A unit of work: tracked reads and changes, committed as one TransactWriteItems."""
@@ -434,8 +254,6 @@ class Session:
         time. Throttled items are retried with backoff. Never raises for an item: the
         result's `written` and `failed` (item, error) hold every item given.
         """
-        jobs: list[tuple[Entity | Key, Callable[[], None]]] = []
-        jobs += [(item, functools.partial(self.create, item)) for item in create]
-        jobs += [(item, functools.partial(self.put, item)) for item in put]
-        jobs += [(item, functools.partial(self.delete, item)) for item in delete]
-        return run_bulk(jobs, max_concurrency=max_concurrency, retry=self._batches.retry)
+        jobs = self._bulk_jobs(create, put, delete)
+        retry = self._batches.retry
+        return run_bulk(jobs, max_concurrency=max_concurrency, retry=retry, drive=self._drive)

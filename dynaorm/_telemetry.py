@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Meter, MeterProvider
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from dynaorm._transports import TransportLike
+    from dynaorm._transports import AsyncTransportLike, TransportLike
 
 __all__ = ["TableCapacity", "Telemetry", "Usage"]
 
@@ -124,7 +124,7 @@ class Telemetry:
                 self._instruments = _Instruments(meter)
         self._on_usage = on_usage
 
-    def instrument(self, transport: TransportLike) -> None:
+    def instrument(self, transport: TransportLike | AsyncTransportLike) -> None:
         """Send every request of `transport` through this telemetry."""
         transport.set_send_hook(_Hook(self, transport))
 
@@ -196,7 +196,7 @@ class _Outcome:
 class _Hook:
     """Wraps one transport's sends: the span is current while the request is on the wire."""
 
-    def __init__(self, telemetry: Telemetry, transport: TransportLike) -> None:
+    def __init__(self, telemetry: Telemetry, transport: TransportLike | AsyncTransportLike) -> None:
         self._telemetry = telemetry
         self._transport = transport
         self._server = _server_attributes(transport.endpoint_url, transport.region)

@@ -3,7 +3,8 @@
 - "direct" (the default): dynaorm speaks DynamoDB's JSON protocol itself (`_direct`, on
   urllib3; `_aio`, on aiohttp), signed by `_sigv4`; no botocore on the request path.
 - "botocore": requests go through pynamodb's `Connection` (`_transport.Transport`), as
-  before; the in-memory backend (moto, patching botocore) needs it.
+  before; the in-memory backend (moto, patching botocore) needs it. `AsyncSession` runs it
+  on worker threads (`ThreadedTransport`), so moto and botocore stay usable from a loop.
 
 The options of both factories are `Transport`'s keywords: region, endpoint_url,
 table_prefix, aws_access_key_id, aws_secret_access_key, aws_session_token,
@@ -12,6 +13,7 @@ max_retry_attempts, connect_timeout, read_timeout.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TRANSPORT_KINDS",
     "AsyncTransportLike",
+    "ThreadedTransport",
     "TransportLike",
     "async_transport",
     "sync_transport",
@@ -108,6 +111,10 @@ class AsyncTransportLike(Protocol):
 
     def remove_observer(self, observer: Callable[[RequestEvent], None]) -> None: ...
 
+    def set_send_hook(self, hook: SendHook | None) -> None: ...
+
+    def watch_attempts(self, watcher: AttemptWatcher) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -124,8 +131,8 @@ def sync_transport(kind: str | None = None, **options: Any) -> TransportLike:
     raise ValueError(f"transport must be one of {', '.join(TRANSPORT_KINDS)}: {kind!r}")
 
 
-def async_transport(kind: str | None = None, **options: Any) -> AsyncDirectTransport:
-    """An async transport: "direct" (also for None), on aiohttp."""
+def async_transport(kind: str | None = None, **options: Any) -> AsyncTransportLike:
+    """An async transport: "direct" (also for None), on aiohttp, or "botocore" on threads."""
     if kind in (None, "direct"):
         try:
             from dynaorm._aio import AsyncDirectTransport  # noqa: PLC0415  (imports aiohttp)
@@ -136,7 +143,77 @@ def async_transport(kind: str | None = None, **options: Any) -> AsyncDirectTrans
                 'the async transport needs aiohttp: pip install "dynaorm[async]"'
             ) from error
         return AsyncDirectTransport(**options)
-    raise ValueError(f"an async transport must be 'direct': {kind!r}")
+    if kind == "botocore":
+        from dynaorm._transport import Transport  # noqa: PLC0415  (imports botocore)
+
+        return ThreadedTransport(Transport(**options))
+    raise ValueError(f"transport must be one of {', '.join(TRANSPORT_KINDS)}: {kind!r}")
+
+
+class ThreadedTransport:
+    """A blocking transport made awaitable: each request runs on a worker thread.
+
+    The event loop never blocks on botocore; concurrency is bounded by asyncio's default
+    thread pool. Everything but `call` and `close` is the wrapped transport's own.
+    """
+
+    def __init__(self, transport: TransportLike) -> None:
+        self.sync = transport
+
+    @property
+    def region(self) -> str:
+        return self.sync.region
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.sync.endpoint_url
+
+    @property
+    def table_prefix(self) -> str:
+        return self.sync.table_prefix
+
+    @property
+    def stats(self) -> Stats:
+        return self.sync.stats
+
+    def table_name(self, logical: str) -> str:
+        return self.sync.table_name(logical)
+
+    async def call(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str | None = None,
+        entity: str | None = None,
+        key: Any = None,
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            self.sync.call, operation, params, table=table, entity=entity, key=key
+        )
+
+    def add_listener(self, listener: Listener) -> None:
+        self.sync.add_listener(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self.sync.remove_listener(listener)
+
+    def add_observer(self, observer: Callable[[RequestEvent], None]) -> None:
+        self.sync.add_observer(observer)
+
+    def remove_observer(self, observer: Callable[[RequestEvent], None]) -> None:
+        self.sync.remove_observer(observer)
+
+    def set_send_hook(self, hook: SendHook | None) -> None:
+        """The hook wraps the blocking sends, on the worker thread; `asyncio.to_thread`
+        carries the caller's context there, so spans nest as expected."""
+        self.sync.set_send_hook(hook)
+
+    def watch_attempts(self, watcher: AttemptWatcher) -> None:
+        self.sync.watch_attempts(watcher)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
 
 
 if TYPE_CHECKING:  # mypy proves each transport offers its surface
@@ -146,3 +223,4 @@ if TYPE_CHECKING:  # mypy proves each transport offers its surface
     _DIRECT: type[TransportLike] = DirectTransport
     _BOTOCORE: type[TransportLike] = Transport
     _ASYNC: type[AsyncTransportLike] = AsyncDirectTransport
+    _THREADED: type[AsyncTransportLike] = ThreadedTransport

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from dynaorm._compiler import schema_of
 from dynaorm._conditions import Condition, build_condition
+from dynaorm._core import Changes
 from dynaorm._entity import Entity, Key
 from dynaorm._expressions import Path, Placeholders
+from dynaorm._io import Call, Steps
 from dynaorm._items import entity_from_item
 from dynaorm._outcomes import transaction_error, transaction_request
 from dynaorm._planner import (
@@ -35,7 +37,7 @@ from dynaorm._transaction_plan import (
     dirty,
     plan_commit,
 )
-from dynaorm._writes import Action, Expect, FieldChanges, Purpose
+from dynaorm._writes import Action, Expect, Purpose
 from dynaorm.errors import (
     ConditionFailed,
     ExpressionError,
@@ -45,9 +47,10 @@ from dynaorm.errors import (
 )
 
 if TYPE_CHECKING:
+    from dynaorm._core import SessionCore
     from dynaorm._session import Session
 
-__all__ = ["UnitOfWork", "UnitOfWorkState"]
+__all__ = ["UnitOfWork", "UnitOfWorkCore", "UnitOfWorkState"]
 
 E = TypeVar("E", bound=Entity)
 
@@ -63,19 +66,16 @@ class UnitOfWorkState(enum.Enum):
     FAILED = "failed"
 
 
-class UnitOfWork:
-    """Collects reads and changes and commits them as one TransactWriteItems.
+class UnitOfWorkCore:
+    """A unit of work's logic, written once: reads, changes and the commit as steps.
 
-    Use it as a context manager (commit on a clean exit; if the block raises, nothing is
-    sent) or call `commit()` / `rollback()`. Entities read with `get`/`get_many` are
-    tracked: changed fields become an Update at commit. Nothing is sent before commit
-    except reads. A unit of work belongs to one thread; its `Session` stays shareable.
-    After commit, rollback or a failed commit it refuses all work (`UnitOfWorkClosed`).
+    `UnitOfWork` (blocking) and `AsyncUnitOfWork` drive these steps on their session;
+    `add`, `check` and `rollback` never send anything, so both shells share them as is.
     """
 
     def __init__(
         self,
-        session: Session,
+        session: SessionCore,
         *,
         attempts: int = 5,
         base_delay: float = 0.05,
@@ -95,44 +95,21 @@ class UnitOfWork:
     def state(self) -> UnitOfWorkState:
         return self._state
 
-    def __enter__(self) -> UnitOfWork:
-        self._require_active()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._state is not UnitOfWorkState.ACTIVE:
-            return  # committed or rolled back explicitly inside the block
-        if exc_type is None:
-            self.commit()
-        else:
-            self.rollback()
-
     # -- reads --------------------------------------------------------------------------
 
-    def get(self, entity: type[E], **slots: Any) -> E | None:
-        """The tracked entity with this key (one consistent read the first time), or None."""
+    def _get_steps(self, entity: type[E], slots: dict[str, Any]) -> Steps[E | None]:
         self._require_active()
         key = entity.key(**slots)
         ident = self._ident(key)
         entry = self._entries.get(ident)
         if entry is not None and (entry.entity is not None or deleting(entry)):
             return None if deleting(entry) else cast(E, entry.entity)
-        found = self._session.get(entity, consistent=True, **slots)
+        found = yield from self._session._get_steps(entity, slots, consistent=True)
         if found is not None:
             self._track(ident, key, found)
         return found
 
-    def get_many(self, keys: Iterable[Key]) -> list[Entity]:
-        """The entities found for `keys`, in key order, read as one consistent snapshot.
-
-        Keys already known here answer from the identity map; the others are read with one
-        TransactGetItems, so more than 100 keys are refused rather than split.
-        """
+    def _get_many_steps(self, keys: Iterable[Key]) -> Steps[list[Entity]]:
         self._require_active()
         wanted = list(keys)
         if len(wanted) > MAX_ACTIONS:
@@ -146,7 +123,7 @@ class UnitOfWork:
             if entry is None or (entry.entity is None and not deleting(entry)):
                 unread.setdefault(self._ident(key), key)
         if unread:
-            self._read(unread)
+            yield from self._read_steps(unread)
         found: list[Entity] = []
         for key in wanted:
             entry = self._entries.get(self._ident(key))
@@ -154,7 +131,7 @@ class UnitOfWork:
                 found.append(entry.entity)
         return found
 
-    def _read(self, unread: dict[Ident, Key]) -> None:
+    def _read_steps(self, unread: dict[Ident, Key]) -> Steps[None]:
         request = {
             "TransactItems": [
                 {"Get": {"TableName": ident[0], "Key": key.to_dynamodb()}}
@@ -162,7 +139,7 @@ class UnitOfWork:
             ]
         }
         first = next(iter(unread.values())).entity.__dynaorm__.name
-        response = self._send("TransactGetItems", request, entity=first)
+        response = yield from self._send_steps("TransactGetItems", request, entity=first)
         for (ident, key), answer in zip(unread.items(), response["Responses"], strict=True):
             item = answer.get("Item")
             if item is not None:
@@ -182,8 +159,7 @@ class UnitOfWork:
         self._refuse_conflict(ident, key, "add", entity)
         self._attach(ident, key, Change("add", entity, condition), entity)
 
-    def put(self, entity: Entity, *, condition: Condition | None = None) -> None:
-        """Write the whole item at commit, replacing any (version and guards kept)."""
+    def _put_steps(self, entity: Entity, condition: Condition | None) -> Steps[None]:
         self._require_active()
         key = entity.get_key()
         ident = self._ident(key)
@@ -196,11 +172,10 @@ class UnitOfWork:
         self._refuse_conflict(ident, key, "put", entity)
         if type(entity).__dynaorm__.unique and (entry is None or entry.loaded is None):
             # The guards of the values stored now must move: learn them with one read.
-            self.get(key.entity, **key.slots)
+            yield from self._get_steps(key.entity, dict(key.slots))
         self._attach(ident, key, Change("put", entity, condition), entity)
 
-    def delete(self, target: Entity | Key, *, condition: Condition | None = None) -> None:
-        """Delete the item at commit (with its unique guards; version-checked if loaded)."""
+    def _delete_steps(self, target: Entity | Key, condition: Condition | None) -> Steps[None]:
         self._require_active()
         ident, key = self._locate(target)
         entry = self._entries.get(ident)
@@ -208,44 +183,38 @@ class UnitOfWork:
         if change is not None and change.kind == "delete" and condition is None:
             return  # deleting twice is deleting once
         self._refuse_conflict(ident, key, "delete", target)
-        basis = self._basis(ident, key, target, read=bool(key.entity.__dynaorm__.unique))
+        unique = bool(key.entity.__dynaorm__.unique)
+        basis = yield from self._basis_steps(ident, key, target, read=unique)
         if basis is None and key.entity.__dynaorm__.unique:
             return  # nothing stored, so nothing to delete and no guards to release
         step = plan_delete(key, ident[0], condition, basis)
         self._attach(ident, key, Change("delete", step=step))
 
-    def update(
+    def _update_steps(
         self,
         target: Entity | Key,
-        *,
-        set: Mapping[str | Path, Any] | None = None,  # mirrors DynamoDB's SET, like Session.update
-        add: Mapping[str | Path, Any] | None = None,
-        remove: Iterable[str | Path] = (),
-        append: Mapping[str | Path, Any] | None = None,
-        delete: Mapping[str | Path, Any] | None = None,
-        if_not_exists: Mapping[str | Path, Any] | None = None,
-        condition: Condition | None = None,
-        composite: Mapping[str, Any] | None = None,
-    ) -> None:
-        """An explicit update at commit, like `Session.update` (the object is not changed)."""
+        changes: Changes,
+        condition: Condition | None,
+        composite: Mapping[str, Any] | None,
+    ) -> Steps[None]:
         self._require_active()
         refuse_composite_with_entity(target if isinstance(target, Entity) else None, composite)
         ident, key = self._locate(target)
         self._refuse_conflict(ident, key, "update", target)
         info = key.entity.__dynaorm__
-        changes = FieldChanges(
-            set or {}, add or {}, list(remove), append or {}, delete or {}, if_not_exists or {}
-        ).named(info)
-        moved = {f for group in info.unique for f in group} & changes.touched_fields()
-        basis = self._basis(ident, key, target, read=bool(moved))
+        named = changes.named(info)
+        moved = {f for group in info.unique for f in group} & named.touched_fields()
+        basis = yield from self._basis_steps(ident, key, target, read=bool(moved))
         if moved and basis is None:
             raise ConditionFailed(f"{info.name} {key!r} does not exist", entity=info.name, key=key)
         entry = self._entries.get(ident)
         owner = target if isinstance(target, Entity) else entry.entity if entry else None
-        step = plan_update(key, ident[0], changes, condition, basis, owner, composite)
+        step = plan_update(key, ident[0], named, condition, basis, owner, composite)
         self._attach(ident, key, Change("update", step=step))
 
-    def _basis(self, ident: Ident, key: Key, target: Entity | Key, *, read: bool) -> Loaded | None:
+    def _basis_steps(
+        self, ident: Ident, key: Key, target: Entity | Key, *, read: bool
+    ) -> Steps[Loaded | None]:
         """The state a delete or update of `target` is planned from.
 
         A tracked item's snapshot; else the object passed in (its version is the one
@@ -258,7 +227,7 @@ class UnitOfWork:
         if entry is not None and entry.loaded is not None and tracked:
             return entry.loaded
         if read:
-            if self.get(key.entity, **key.slots) is None:
+            if (yield from self._get_steps(key.entity, dict(key.slots))) is None:
                 return None
             loaded = self._entries[ident].loaded
             assert loaded is not None
@@ -287,13 +256,12 @@ class UnitOfWork:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def commit(self) -> None:
-        """Send every change as one TransactWriteItems (nothing to do: nothing sent)."""
+    def _commit_steps(self) -> Steps[None]:
         self._require_active()
         try:
             steps, actions = plan_commit(self._entries)
             if actions:
-                self._write(actions)
+                yield from self._write_steps(actions)
         except BaseException:
             self._state = UnitOfWorkState.FAILED
             raise
@@ -301,9 +269,9 @@ class UnitOfWork:
             if step.on_success is not None:
                 step.on_success()
         self._state = UnitOfWorkState.COMMITTED
-        self._refresh([step.refresh for step in steps if step.refresh is not None])
+        yield from self._refresh_steps([step.refresh for step in steps if step.refresh is not None])
 
-    def _refresh(self, targets: list[Entity]) -> None:
+    def _refresh_steps(self, targets: list[Entity]) -> Steps[None]:
         """Reload objects passed to update() from the stored items (one consistent read)."""
         if not targets:
             return
@@ -311,7 +279,7 @@ class UnitOfWork:
         gets = [{"TableName": self._ident(k)[0], "Key": k.to_dynamodb()} for k in keys]
         request = {"TransactItems": [{"Get": get} for get in gets]}
         name = type(targets[0]).__dynaorm__.name
-        response = self._send("TransactGetItems", request, entity=name)
+        response = yield from self._send_steps("TransactGetItems", request, entity=name)
         for target, answer in zip(targets, response["Responses"], strict=True):
             item = answer.get("Item")
             if item is not None:
@@ -396,19 +364,93 @@ class UnitOfWork:
             key=key,
         )
 
-    def _write(self, actions: list[Action]) -> None:
+    def _write_steps(self, actions: list[Action]) -> Steps[None]:
         self.token = uuid.uuid4().hex  # one per commit, the same on every retry of it
         request = transaction_request(actions, self.token)
         try:
-            self._send("TransactWriteItems", request, entity=actions[0].purpose.entity)
+            entity = actions[0].purpose.entity
+            yield from self._send_steps("TransactWriteItems", request, entity=entity)
         except TransactionCanceled as error:
             mapped = transaction_error(error, actions)
             if mapped is error:
                 raise
             raise mapped from error
 
-    def _send(self, operation: str, request: dict[str, Any], *, entity: str) -> dict[str, Any]:
+    def _send_steps(
+        self, operation: str, request: dict[str, Any], *, entity: str
+    ) -> Steps[dict[str, Any]]:
         """Send, retrying transaction conflicts with exponential backoff and full jitter."""
-        return send_transaction(
-            lambda: self._session._call(operation, request, entity=entity), self.retry
-        )
+        return send_transaction(Call(operation, request, entity=entity), self.retry)
+
+
+class UnitOfWork(UnitOfWorkCore):
+    """Collects reads and changes and commits them as one TransactWriteItems.
+
+    Use it as a context manager (commit on a clean exit; if the block raises, nothing is
+    sent) or call `commit()` / `rollback()`. Entities read with `get`/`get_many` are
+    tracked: changed fields become an Update at commit. Nothing is sent before commit
+    except reads. A unit of work belongs to one thread; its `Session` stays shareable.
+    After commit, rollback or a failed commit it refuses all work (`UnitOfWorkClosed`).
+    """
+
+    def __init__(self, session: Session, **options: Any) -> None:
+        super().__init__(session, **options)
+        self._host = session
+
+    def __enter__(self) -> UnitOfWork:
+        self._require_active()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._state is not UnitOfWorkState.ACTIVE:
+            return  # committed or rolled back explicitly inside the block
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    def get(self, entity: type[E], **slots: Any) -> E | None:
+        """The tracked entity with this key (one consistent read the first time), or None."""
+        return self._host._drive(self._get_steps(entity, slots))
+
+    def get_many(self, keys: Iterable[Key]) -> list[Entity]:
+        """The entities found for `keys`, in key order, read as one consistent snapshot.
+
+        Keys already known here answer from the identity map; the others are read with one
+        TransactGetItems, so more than 100 keys are refused rather than split.
+        """
+        return self._host._drive(self._get_many_steps(keys))
+
+    def put(self, entity: Entity, *, condition: Condition | None = None) -> None:
+        """Write the whole item at commit, replacing any (version and guards kept)."""
+        return self._host._drive(self._put_steps(entity, condition))
+
+    def delete(self, target: Entity | Key, *, condition: Condition | None = None) -> None:
+        """Delete the item at commit (with its unique guards; version-checked if loaded)."""
+        return self._host._drive(self._delete_steps(target, condition))
+
+    def update(
+        self,
+        target: Entity | Key,
+        *,
+        set: Mapping[str | Path, Any] | None = None,  # mirrors DynamoDB's SET, like Session.update
+        add: Mapping[str | Path, Any] | None = None,
+        remove: Iterable[str | Path] = (),
+        append: Mapping[str | Path, Any] | None = None,
+        delete: Mapping[str | Path, Any] | None = None,
+        if_not_exists: Mapping[str | Path, Any] | None = None,
+        condition: Condition | None = None,
+        composite: Mapping[str, Any] | None = None,
+    ) -> None:
+        """An explicit update at commit, like `Session.update` (the object is not changed)."""
+        changes = Changes(set, add, remove, append, delete, if_not_exists)
+        return self._host._drive(self._update_steps(target, changes, condition, composite))
+
+    def commit(self) -> None:
+        """Send every change as one TransactWriteItems (nothing to do: nothing sent)."""
+        return self._host._drive(self._commit_steps())

@@ -1,49 +1,23 @@
-"""A minimal host for `AsyncReads` until the async session lands: the reads of many items
-awaited over a blocking transport run off the event loop.
+"""The async twin of a sync session, for tests that read one table through both shells.
 
-It has exactly what `AsyncReads` asks of its host (`table_name`, `cursor_secret`,
-`_batches`, `_adrive`), and shares the sync session's transport, so a test can read the
-same table through both shells and compare what each one sent.
+`async_twin(session)` is an `AsyncSession` on the sync session's own transport (each call
+on a worker thread, through `ThreadedTransport`), with its cursor secret and batch budget,
+so a test can compare exactly what each shell sent.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, TypeVar
+from typing import Any
 
-from dynaorm import Session
-from dynaorm._async_reads import AsyncReads
-from dynaorm._batch import BatchRunner
-from dynaorm._cursor import Secrets
-from dynaorm._io import Steps, adrive
-from dynaorm._schema import Table
-from dynaorm._transport import Transport
-
-T = TypeVar("T")
+from dynaorm import AsyncSession, Session
+from dynaorm._transports import ThreadedTransport
 
 
-class Threaded:
-    """An async transport: each call runs the blocking transport in a worker thread."""
-
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-
-    async def call(self, operation: str, params: dict[str, Any], **context: Any) -> dict[str, Any]:
-        # Looked up at call time, so tests that wrap `transport.call` see async calls too.
-        return await asyncio.to_thread(self.transport.call, operation, params, **context)
-
-
-class AsyncHost(AsyncReads):
-    """The async twin of `session`: same transport, same cursor secret, same batch budget."""
-
-    def __init__(self, session: Session) -> None:
-        self._transport = session.transport
-        self._async = Threaded(session.transport)
-        self.cursor_secret: Secrets = session.cursor_secret
-        self._batches = BatchRunner(self, attempts=session._batches.retry.attempts)
-
-    def table_name(self, table: Table) -> str:
-        return self._transport.table_name(table.name)
-
-    async def _adrive(self, steps: Steps[T]) -> T:
-        return await adrive(steps, self._async)
+def async_twin(session: Session) -> AsyncSession:
+    """An `AsyncSession` sharing `session`'s transport, cursor secret and batch budget."""
+    transport: Any = session.transport  # a real transport or a test's canned one
+    return AsyncSession(
+        transport=ThreadedTransport(transport),
+        cursor_secret=session.cursor_secret,
+        batch_attempts=session._batches.retry.attempts,
+    )

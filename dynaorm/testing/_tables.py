@@ -9,11 +9,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from dynaorm._async_session import AsyncSession
 from dynaorm._schema import Table
 from dynaorm._session import Session
 from dynaorm.errors import TableNotFound
 
-__all__ = ["TableManager", "isolated_session", "unique_prefix"]
+__all__ = ["TableManager", "isolated_async_session", "isolated_session", "unique_prefix"]
 
 # Emulators (DynamoDB Local, LocalStack, Alternator) accept any credentials, but botocore
 # refuses to sign without some; real AWS endpoints keep the usual credential chain.
@@ -39,13 +40,28 @@ def isolated_session(
     prefix = table_prefix if table_prefix is not None else unique_prefix()
     if endpoint_url is None:
         return Session.in_memory(table_prefix=prefix, **options)
+    _emulator_credentials(endpoint_url, options)
+    return Session(endpoint_url=endpoint_url, table_prefix=prefix, **options)
+
+
+def isolated_async_session(
+    endpoint_url: str | None = None, *, table_prefix: str | None = None, **options: Any
+) -> AsyncSession:
+    """`isolated_session` for asyncio: an `AsyncSession` on the same terms."""
+    prefix = table_prefix if table_prefix is not None else unique_prefix()
+    if endpoint_url is None:
+        return AsyncSession.in_memory(table_prefix=prefix, **options)
+    _emulator_credentials(endpoint_url, options)
+    return AsyncSession(endpoint_url=endpoint_url, table_prefix=prefix, **options)
+
+
+def _emulator_credentials(endpoint_url: str, options: dict[str, Any]) -> None:
     host = urlsplit(endpoint_url).hostname or ""
     if not host.endswith(_AWS_HOST_SUFFIXES) and not (
         os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
     ):
         options.setdefault("aws_access_key_id", _EMULATOR_CREDENTIAL)
         options.setdefault("aws_secret_access_key", _EMULATOR_CREDENTIAL)
-    return Session(endpoint_url=endpoint_url, table_prefix=prefix, **options)
 
 
 class TableManager:

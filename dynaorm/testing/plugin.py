@@ -8,6 +8,8 @@ installed (`-p no:dynaorm` turns it off). It provides:
   set, on that endpoint instead (DynamoDB Local, LocalStack, ...).
 - `@pytest.mark.dynaorm_tables(app, ...)`: these tables exist for the test's session.
 - `dynaorm_table`: call it with a `Table` to create it; it is dropped after the test.
+- `dynaorm_async_session`: an `AsyncSession` on the same backend and table prefix as
+  `dynaorm_session` (so it sees the same tables); usable from any async test runner.
 - `dynaorm_session_options`: override it to pass `Session` options (`cursor_secret`).
 - `dynaorm_endpoint`: the endpoint in use, or None for the embedded backend.
 
@@ -24,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from dynaorm._async_session import AsyncSession
     from dynaorm._session import Session
     from dynaorm.testing._tables import TableManager
 
 __all__ = [
     "ENDPOINT_ENV",
+    "dynaorm_async_session",
     "dynaorm_endpoint",
     "dynaorm_session",
     "dynaorm_session_options",
@@ -121,3 +125,27 @@ def dynaorm_table(request: pytest.FixtureRequest, dynaorm_session: Session) -> T
     name; every table created this way is dropped after the test."""
     manager: TableManager = request.node.stash[_MANAGER]
     return manager
+
+
+@pytest.fixture
+def dynaorm_async_session(
+    dynaorm_session: Session, dynaorm_endpoint: str | None, dynaorm_session_options: dict[str, Any]
+) -> Iterator[AsyncSession]:
+    """An `AsyncSession` seeing exactly `dynaorm_session`'s tables (the same prefix and
+    backend): `@pytest.mark.dynaorm_tables` and `dynaorm_table` serve both.
+
+    A plain fixture, not an async one, so it works under pytest-asyncio, anyio or any
+    other runner; it opens no connection until the test awaits a request.
+    """
+    from dynaorm.testing._tables import isolated_async_session  # noqa: PLC0415
+
+    prefix = dynaorm_session.transport.table_prefix
+    session = isolated_async_session(
+        dynaorm_endpoint, table_prefix=prefix, **dynaorm_session_options
+    )
+    try:
+        yield session
+    finally:
+        blocking = getattr(session.transport, "sync", None)  # the threaded botocore transport
+        if blocking is not None:
+            blocking.close()

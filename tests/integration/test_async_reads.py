@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from blog_models import Post, User, user_feed
 
-from dynaorm import Entity, Session
+from dynaorm import AsyncSession, Entity, Session
 from dynaorm.errors import InvalidCursor, Throttled
-from tests.async_host import AsyncHost
+from tests.async_host import async_twin
 
 from .conftest import Recorder
 from .test_batches import LeaveOver, posts
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def host(session: Session) -> AsyncHost:
-    return AsyncHost(session)
+def host(session: Session) -> AsyncSession:
+    return async_twin(session)
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def vc_table(session: Session) -> Iterator[None]:
 
 
 async def test_queries_read_what_the_sync_session_reads(
-    session: Session, host: AsyncHost, recorder: Recorder
+    session: Session, host: AsyncSession, recorder: Recorder
 ) -> None:
     written = seed(session, 12)
     recorder.clear()
@@ -56,7 +56,7 @@ async def test_queries_read_what_the_sync_session_reads(
     assert await host.batch_get(keys) == [p for p in written if p.topic == "aws"]
 
 
-async def test_pages_and_cursors_cross_shells(session: Session, host: AsyncHost) -> None:
+async def test_pages_and_cursors_cross_shells(session: Session, host: AsyncSession) -> None:
     written = seed(session, 12)
     seen: list[Post] = []
     cursor: str | None = None
@@ -78,7 +78,7 @@ async def test_pages_and_cursors_cross_shells(session: Session, host: AsyncHost)
 
 
 async def test_async_iteration_reads_a_page_at_a_time(
-    session: Session, host: AsyncHost, recorder: Recorder
+    session: Session, host: AsyncSession, recorder: Recorder
 ) -> None:
     written = seed(session, 3)
     recorder.clear()
@@ -91,7 +91,7 @@ async def test_async_iteration_reads_a_page_at_a_time(
     assert [p async for p in host.query(Post.by_topic, topic="aws")] == [written[0]]
 
 
-async def test_scans_in_segments(session: Session, host: AsyncHost) -> None:
+async def test_scans_in_segments(session: Session, host: AsyncSession) -> None:
     session.create(User(user_id="u1", email="a@x", name="Ann"))
     written = seed(session, 9)
 
@@ -103,7 +103,7 @@ async def test_scans_in_segments(session: Session, host: AsyncHost) -> None:
     assert [type(u) async for u in host.scan(User)] == [User]
 
 
-async def test_collections_page_across_shells(session: Session, host: AsyncHost) -> None:
+async def test_collections_page_across_shells(session: Session, host: AsyncSession) -> None:
     ann = User(user_id="u1", email="a@x", name="Ann")
     session.create(ann)
     written = seed(session, 7)
@@ -124,7 +124,7 @@ async def test_collections_page_across_shells(session: Session, host: AsyncHost)
     assert members == written[:3]  # POST# sorts before PROFILE
 
 
-async def test_collections_on_a_gsi(session: Session, host: AsyncHost, vc_table: None) -> None:
+async def test_collections_on_a_gsi(session: Session, host: AsyncSession, vc_table: None) -> None:
     ann = Account(owner="ann", name="Ann")
     repos = [Repository(owner="ann", repo=name) for name in ("a", "b")]
     start = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
@@ -144,7 +144,7 @@ async def test_collections_on_a_gsi(session: Session, host: AsyncHost, vc_table:
     assert session.collection(owned, owner="ann")[Issue] == result[Issue]
 
 
-async def test_batches_retry_leftovers(session: Session, host: AsyncHost) -> None:
+async def test_batches_retry_leftovers(session: Session, host: AsyncSession) -> None:
     delays: list[float] = []
     host._batches.retry.sleep = delays.append
     written = posts(60)
@@ -161,7 +161,7 @@ async def test_batches_retry_leftovers(session: Session, host: AsyncHost) -> Non
 
 
 async def test_concurrent_readers_each_get_their_own_partition(
-    session: Session, host: AsyncHost
+    session: Session, host: AsyncSession
 ) -> None:
     written = {f"u{n}": seed(session, 3 + n % 4, user_id=f"u{n}") for n in range(16)}
 
@@ -175,7 +175,9 @@ async def test_concurrent_readers_each_get_their_own_partition(
     assert [page.items for page in pages] == [posts[:2] for posts in written.values()]
 
 
-async def test_a_throttled_batch_is_resent_after_a_pause(session: Session, host: AsyncHost) -> None:
+async def test_a_throttled_batch_is_resent_after_a_pause(
+    session: Session, host: AsyncSession
+) -> None:
     delays: list[float] = []
     host._batches.retry.sleep = delays.append
     real = session.transport.call

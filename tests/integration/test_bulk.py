@@ -261,21 +261,22 @@ def test_bulk_under_throttling_loses_nothing(
 
 def test_concurrency_is_bounded(task_session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     running, peak, lock = 0, 0, threading.Lock()
-    create = task_session.create
+    call = task_session.transport.call
 
-    def tracked(entity: Entity, **options: Any) -> None:
+    def tracked(operation: str, params: dict[str, Any], **context: Any) -> dict[str, Any]:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
         try:
             time.sleep(0.02)
-            create(entity, **options)
+            return call(operation, params, **context)
         finally:
             with lock:
                 running -= 1
 
-    monkeypatch.setattr(task_session, "create", tracked)
+    # Counted where requests leave the session: one in flight per item being written.
+    monkeypatch.setattr(task_session.transport, "call", tracked)
 
     assert task_session.bulk(create=make_tasks(40), max_concurrency=4).ok
     assert 2 <= peak <= 4

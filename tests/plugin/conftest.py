@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 RunPytest = Callable[..., subprocess.CompletedProcess[str]]
+
+# pytest-asyncio (installed for dynaorm's own async tests) warns at start-up, an error
+# under -W error, unless its loop scope is configured, as a user's pyproject would.
+_ASYNCIO = ["-o", "asyncio_default_fixture_loop_scope=function"]
 
 
 @pytest.fixture
@@ -32,9 +37,22 @@ def run_pytest(tmp_path: Path) -> RunPytest:
             for k, v in os.environ.items()
             if not k.startswith(("AWS_ENDPOINT_URL", "DYNAORM_", "PYTEST_"))
         }
+        # This checkout's dynaorm, not whichever one is installed (an editable install may
+        # point at another checkout); the entry point then loads this plugin.
+        clean["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), clean.get("PYTHONPATH")]))
         clean.update(env or {})
         return subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-W", "error", *args],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-W",
+                "error",
+                *_ASYNCIO,
+                *args,
+            ],
             cwd=tmp_path,
             env=clean,
             capture_output=True,

@@ -119,3 +119,46 @@ def test_session_options_and_marker_errors(run_pytest: RunPytest) -> None:
     assert "test_signed_cursors PASSED" in result.stdout, result.stdout + result.stderr
     assert "test_bad_marker ERROR" in result.stdout
     assert "expected a dynaorm Table, got 'not a table'" in result.stdout
+
+
+ASYNC_USAGE = """
+    import pytest
+
+    from dynaorm import AsyncSession, Entity, Session, Table
+
+    app = Table("inline")
+
+
+    class Note(Entity, table=app, pk="NOTE#{note_id}", sk="NOTE"):
+        note_id: str
+        text: str
+
+
+    @pytest.mark.dynaorm_tables(app)
+    @pytest.mark.asyncio
+    async def test_async_write_sync_read(
+        dynaorm_async_session: AsyncSession, dynaorm_session: Session
+    ) -> None:
+        await dynaorm_async_session.put(Note(note_id="n1", text="hello"))
+        found = await dynaorm_async_session.get(Note, note_id="n1")
+        assert found == Note(note_id="n1", text="hello")
+        assert dynaorm_session.get(Note, note_id="n1") is not None  # the same table
+
+
+    @pytest.mark.dynaorm_tables(app)
+    @pytest.mark.asyncio
+    async def test_each_async_test_starts_empty(dynaorm_async_session: AsyncSession) -> None:
+        assert await dynaorm_async_session.get(Note, note_id="n1") is None
+        assert await dynaorm_async_session.health_check(app)
+
+
+    @pytest.mark.asyncio
+    async def test_no_table_without_asking(dynaorm_async_session: AsyncSession) -> None:
+        assert not await dynaorm_async_session.health_check(app)
+"""
+
+
+def test_async_fixture_shares_the_isolated_tables(run_pytest: RunPytest) -> None:
+    result = run_pytest(ASYNC_USAGE, "-v", "--strict-markers", "-p", "asyncio")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout

@@ -15,6 +15,8 @@ from dynaorm import (
     AsyncCollectionQuery,
     AsyncQuery,
     AsyncScan,
+    AsyncSession,
+    AsyncUnitOfWork,
     CollectionPage,
     CollectionQuery,
     CollectionResult,
@@ -24,7 +26,6 @@ from dynaorm import (
     Query,
     Session,
 )
-from dynaorm._async_reads import AsyncReads  # AsyncSession's base: the async reads
 
 
 def check(session: Session, post: Post) -> None:
@@ -46,7 +47,7 @@ def check(session: Session, post: Post) -> None:
     assert_type(session.update(post, add={"likes": 1}), Post)
 
 
-async def check_async_reads(session: AsyncReads, keys: list[Key]) -> None:
+async def check_async_reads(session: AsyncSession, keys: list[Key]) -> None:
     query = session.query(Post, user_id="u1").reverse().limit(3)
     assert_type(query, AsyncQuery[Post])
     assert_type(await query.all(), list[Post])
@@ -65,3 +66,12 @@ async def check_async_reads(session: AsyncReads, keys: list[Key]) -> None:
     assert_type([entity async for entity in feed], list[Entity])
     assert_type(await session.batch_get(keys), list[Entity])
     assert_type(await session.batch_write(put=[], delete=keys), None)
+
+
+async def check_async(session: AsyncSession, post: Post) -> None:
+    assert_type(await session.get(User, user_id="u1"), User | None)
+    assert_type(await session.update(post, set={"title": "x"}), Post)
+    assert_type(await session.health_check(), bool)
+    async with session.unit_of_work() as uow:
+        assert_type(uow, AsyncUnitOfWork)
+        assert_type(await uow.get(User, user_id="u1"), User | None)

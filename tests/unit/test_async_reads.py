@@ -14,11 +14,11 @@ from typing import Any, cast
 
 import pytest
 
-from dynaorm import Collection, Entity, Index, Session, Table
+from dynaorm import AsyncSession, Collection, Entity, Index, Session, Table
 from dynaorm._items import entity_to_item
 from dynaorm._transport import Transport
 from dynaorm.errors import BatchIncomplete, InvalidCursor, Throttled
-from tests.async_host import AsyncHost
+from tests.async_host import async_twin
 
 app = Table("reads")
 KEYS = ("PK", "SK", "GSI1PK", "GSI1SK")
@@ -95,10 +95,10 @@ class Canned:
         return response
 
 
-def shells(items: list[Entity], page: int = 2) -> tuple[Canned, Session, AsyncHost]:
+def shells(items: list[Entity], page: int = 2) -> tuple[Canned, Session, AsyncSession]:
     canned = Canned([entity_to_item(e) for e in items], page)
     session = Session(transport=cast(Transport, canned), cursor_secret=b"secret")
-    return canned, session, AsyncHost(session)
+    return canned, session, async_twin(session)
 
 
 def both(
@@ -143,7 +143,7 @@ async def test_query_sends_the_same_requests_on_both_shells(name: str, method: s
     build = QUERIES[name]
     items = [n.model_copy(update={"tag": "t"}) for n in notes(7)]
 
-    async def aread(host: AsyncHost) -> Any:
+    async def aread(host: AsyncSession) -> Any:
         return await getattr(build(host), method)()
 
     result, aresult, _ = await both(lambda s: getattr(build(s), method)(), aread, items)()
@@ -298,7 +298,7 @@ async def test_async_iteration_of_a_limited_query_and_a_collection() -> None:
     assert scanned == ["n00", "n01"]
 
 
-def throttled_at(call: int) -> tuple[Canned, Session, AsyncHost]:
+def throttled_at(call: int) -> tuple[Canned, Session, AsyncSession]:
     canned, session, host = shells(notes(9), page=2)
     canned.fail_at = call
     return canned, session, host

@@ -1,13 +1,17 @@
-"""run_bulk without a backend: retries only throttling, reports every item, keeps order."""
+"""run_bulk and arun_bulk without a backend: retries only throttling, reports every item,
+keeps order; the thread pool and the asyncio tasks run the same steps."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from typing import Any
 
 import pytest
 
 from dynaorm import Entity, Table
-from dynaorm._bulk import BulkFailure, BulkResult, run_bulk
+from dynaorm._bulk import BulkFailure, BulkResult, arun_bulk, run_bulk
+from dynaorm._io import Steps, adrive, drive
 from dynaorm._retry import Backoff
 from dynaorm.errors import ServiceError, Throttled, VersionConflict
 
@@ -40,14 +44,39 @@ class Script:
             raise outcome
 
 
-def run(items: list[Post], script: Script, attempts: int) -> tuple[BulkResult, list[float]]:
-    delays: list[float] = []
-    retry = Backoff(attempts=attempts, sleep=delays.append)
-    jobs = [(p, lambda p=p: script.write(p)) for p in items]
-    return run_bulk(jobs, max_concurrency=3, retry=retry), delays
+class NoTransport:
+    """The scripted writes send nothing: any request is a bug in the test."""
+
+    def call(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("no request expected")
+
+    async def acall_unused(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("no request expected")
 
 
-def test_only_throttling_is_retried_and_every_item_has_one_outcome() -> None:
+def write_steps(script: Script, post: Post) -> Steps[None]:
+    script.write(post)
+    return
+    yield  # a generator of steps that sends nothing
+
+
+@pytest.fixture(params=["threads", "tasks"])
+def run(request: pytest.FixtureRequest) -> Any:
+    def runner(items: list[Post], script: Script, attempts: int) -> tuple[BulkResult, list[float]]:
+        delays: list[float] = []
+        retry = Backoff(attempts=attempts, sleep=delays.append)
+        jobs = [(p, lambda p=p: write_steps(script, p)) for p in items]
+        if request.param == "threads":
+            driver = lambda steps: drive(steps, NoTransport())  # noqa: E731
+            return run_bulk(jobs, max_concurrency=3, retry=retry, drive=driver), delays
+        adriver = lambda steps: adrive(steps, NoTransport())  # type: ignore[arg-type]  # noqa: E731
+        bulk = arun_bulk(jobs, max_concurrency=3, retry=retry, adrive=adriver)
+        return asyncio.run(bulk), delays
+
+    return runner
+
+
+def test_only_throttling_is_retried_and_every_item_has_one_outcome(run: Any) -> None:
     items = posts(5)
     throttled = Throttled("slow down")
     conflict = VersionConflict("moved on")
@@ -74,7 +103,7 @@ def test_only_throttling_is_retried_and_every_item_has_one_outcome() -> None:
     assert not result.ok
 
 
-def test_an_error_that_is_not_a_dynaorm_error_propagates_after_the_others_ran() -> None:
+def test_an_error_that_is_not_a_dynaorm_error_propagates_after_the_others_ran(run: Any) -> None:
     items = posts(6)
     script = Script({"p0": [RuntimeError("bug in a hook")]})
 
