@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dynaorm._transport import _THROTTLING_CODES, _innermost, _tables_of
+from dynaorm._aws import THROTTLING_CODES, innermost, tables_of
 from dynaorm.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def _on_attempt(
         if code is None:
             return
         state.failures.append((state.attempts, code, time.time_ns()))
-        if code in _THROTTLING_CODES:
+        if code in THROTTLING_CODES:
             state.throttles += 1
     except Exception:
         logger.exception("dynaorm telemetry failed to record a request attempt")
@@ -424,7 +424,7 @@ def error_type(error: BaseException) -> str:
         return error.aws_code
     cause = error.__cause__
     if cause is not None:
-        inner = _innermost(cause)
+        inner = innermost(cause)
         response = getattr(inner, "response", None)
         if isinstance(response, dict):
             code = response.get("Error", {}).get("Code")
@@ -435,7 +435,7 @@ def error_type(error: BaseException) -> str:
 
 
 def _table_names(params: Mapping[str, Any]) -> list[str]:
-    tables = _tables_of(dict(params))
+    tables = tables_of(dict(params))
     return tables.split(",") if tables else []
 
 
