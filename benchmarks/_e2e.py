@@ -37,7 +37,7 @@ from benchmarks._data import TABLE
 from benchmarks._timing import Measured, interleaved, runnable
 from benchmarks.peers import CREDENTIALS, REGION, BasePeer
 
-__all__ = ["run"]
+__all__ = ["create_table", "raw_client", "run", "server", "use_key"]
 
 E2E_WORKLOADS = ("get", "query", "put")
 
@@ -59,7 +59,7 @@ class _Direct:
         pass
 
 
-def _raw_client(endpoint: str, key: str) -> Any:
+def raw_client(endpoint: str, key: str) -> Any:
     return botocore.session.get_session().create_client(
         "dynamodb",
         region_name=REGION,
@@ -70,13 +70,13 @@ def _raw_client(endpoint: str, key: str) -> Any:
     )
 
 
-def _use_key(key: str) -> None:
+def use_key(key: str) -> None:
     """The credentials the next peer module import and Peer() pick up."""
     CREDENTIALS["aws_access_key_id"] = key
     os.environ["AWS_ACCESS_KEY_ID"] = key  # dyntastic reads the environment
 
 
-def _create_table(client: Any) -> None:
+def create_table(client: Any) -> None:
     """A fresh `bench` table (an old one from an earlier run on --endpoint is replaced)."""
     try:
         client.delete_table(TableName=TABLE)
@@ -129,10 +129,10 @@ def _load(endpoint: str) -> tuple[list[BasePeer], dict[str, str], list[Any]]:
     skipped: dict[str, str] = {}
 
     def setup(key: str, build: Callable[[], BasePeer]) -> BasePeer:
-        _use_key(_KEY_PREFIX + key)
-        client = _raw_client(endpoint, _KEY_PREFIX + key)
+        use_key(_KEY_PREFIX + key)
+        client = raw_client(endpoint, _KEY_PREFIX + key)
         clients.append(client)
-        _create_table(client)
+        create_table(client)
         peer = build()
         peer.store()
         _check_table(peer.name, client)
@@ -146,7 +146,7 @@ def _load(endpoint: str) -> tuple[list[BasePeer], dict[str, str], list[Any]]:
     peers = [raw, ours]
     for module_name, key, distribution in _OTHERS:
         try:
-            _use_key(_KEY_PREFIX + key)  # some modules build their client at import
+            use_key(_KEY_PREFIX + key)  # some modules build their client at import
             module = importlib.import_module(module_name)
         except ImportError as error:
             skipped[distribution] = f"not installed ({error}); pip install -e '.[bench]'"
@@ -193,7 +193,7 @@ def _measure(
 
 
 @contextmanager
-def _server(endpoint: str | None) -> Iterator[tuple[str, str]]:
+def server(endpoint: str | None) -> Iterator[tuple[str, str]]:
     """The endpoint to use and a line describing it; starts DynamoDB Local if needed."""
     if endpoint:
         yield endpoint.rstrip("/"), f"server: {endpoint} (given with --endpoint)"
@@ -230,7 +230,7 @@ def run(
     target = 0.03 if quick else 0.2  # seconds per peer per round
     warm = 0.5 if quick else 3.0  # seconds of warm-up per peer per workload
     began = time.perf_counter()
-    with _server(endpoint) as (url, description):
+    with server(endpoint) as (url, description):
         peers, skipped, clients = _load(url)
         print("\n".join(machine()))
         print(description)
