@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             rounds=args.rounds,
             endpoint=args.endpoint,
+            rows=args.rows,
             machine=_machine,
             table=_table,
         )
