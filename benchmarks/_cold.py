@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -41,9 +43,9 @@ HEAVY = ("botocore", "pynamodb", "aiohttp", "urllib3")
 _TITLE = POSTS[0].title
 
 # What each dynaorm program declares: the benchmark's two entities (peers/dynaorm_peer.py).
-_DYNAORM = """
+_DECLARE = """
 import datetime as dt
-from dynaorm import Entity, Session, Table
+from dynaorm import Entity, Table, schema_of
 
 app = Table("bench")
 
@@ -64,11 +66,20 @@ class Post(Entity, table=app, pk="USER#{{user_id}}", sk="POST#{{created_at}}#{{p
     published: bool = False
     topic: str | None = None
 
+schema_of(app)
+"""
+
+_DYNAORM = (
+    _DECLARE
+    + """
+from dynaorm import Session
+
 session = Session(endpoint_url=ENDPOINT{options})
 post = session.get(Post, user_id="u1", created_at=dt.datetime.fromisoformat(CREATED),
                    post_id="p0000")
 title = post.title
 """
+)
 
 _BOTOCORE = """
 import botocore.session
@@ -114,6 +125,9 @@ print(_json.dumps({"title": title, "heavy": sorted(
 """
 
 
+_TITLE_LINE = "title = TITLE\n"
+
+
 @dataclass(frozen=True)
 class ColdRow:
     """One library's cold-start program and what its table holds."""
@@ -125,7 +139,10 @@ class ColdRow:
 
 
 COLD_ROWS = {
-    "python": ColdRow("python", "title = TITLE\n", ""),
+    "python": ColdRow("python", _TITLE_LINE, ""),
+    "dynaorm-declare": ColdRow(
+        "dynaorm, declare only", _DECLARE.replace("{{", "{").replace("}}", "}") + _TITLE_LINE, ""
+    ),
     "dynaorm-direct": ColdRow(
         "dynaorm direct",
         _DYNAORM.format(options=", transport='direct'"),
@@ -166,8 +183,10 @@ class _Peer:
             ]
         )
         self.heavy: list[str] = []
+        self.cpu: list[float] = []  # user + system seconds of each timed process
 
     def cold(self) -> str:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         completed = subprocess.run(
             [sys.executable, "-c", self.source],
             cwd=ROOT,
@@ -177,6 +196,8 @@ class _Peer:
             timeout=120,
             check=False,
         )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if completed.returncode != 0:
             lines = completed.stderr.strip().splitlines() or ["(no output)"]
             raise RuntimeError(f"exit {completed.returncode}: {lines[-1]}")
@@ -279,19 +300,27 @@ def run(
 
 def _prepare(peer: _Peer, workload: str) -> Callable[[], Any]:
     peer.cold()  # the warm-up run: checks the row works and fills the OS's file cache
+    peer.cpu.clear()
     return peer.cold
 
 
 def _table(peers: list[_Peer], results: dict[str, Measured | str]) -> list[str]:
-    lines = ["| row | import + declare + first get | ratio | imports |", "|---|---|---|---|"]
+    lines = [
+        "| row | wall time | ratio | CPU time | heavy packages loaded |",
+        "|---|---|---|---|---|",
+    ]
     notes = []
     for peer in peers:
         value = results[peer.name]
         if isinstance(value, Measured):
             ratio = f"{value.ratio:.2f}x" if value.ratio is not None else "-"
             heavy = ", ".join(peer.heavy) or "none of " + "/".join(HEAVY)
-            lines.append(f"| {peer.name} | {value.seconds * 1e3:,.0f} ms | {ratio} | {heavy} |")
+            cpu = statistics.median(peer.cpu) * 1e3
+            lines.append(
+                f"| {peer.name} | {value.seconds * 1e3:,.0f} ms | {ratio} | {cpu:,.0f} ms"
+                f" | {heavy} |"
+            )
         else:
-            lines.append(f"| {peer.name} | failed | | |")
+            lines.append(f"| {peer.name} | failed | | | |")
             notes.append(f"- {peer.name}: {value}")
     return lines + notes
