@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -58,8 +59,6 @@ def run_bulk(
     if not jobs:
         return result
     workers = min(max_concurrency, len(jobs))
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - cold start: on use
-
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynaorm-bulk") as pool:
         outcomes = list(pool.map(lambda job: _attempt(job[1], retry), jobs))
     for (item, _), error in zip(jobs, outcomes, strict=True):
