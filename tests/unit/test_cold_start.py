@@ -177,7 +177,11 @@ def test_first_get_on_the_direct_transport_imports_no_botocore(
     assert [(request["target"], request["body"]) for request in seen] == [
         (
             "DynamoDB_20120810.GetItem",
-            {"TableName": "app", "Key": {"PK": {"S": "USER#u1"}, "SK": {"S": "PROFILE"}}},
+            {
+                "TableName": "app",
+                "Key": {"PK": {"S": "USER#u1"}, "SK": {"S": "PROFILE"}},
+                "ReturnConsumedCapacity": "TOTAL",  # what session.stats counts
+            },
         )
     ]
     assert seen[0]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDCOLD/"), (
