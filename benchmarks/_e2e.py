@@ -47,6 +47,8 @@ _KEY_PREFIX = "e2e"  # access key ids e2edynaorm, e2epydynox, ...
 class _Direct:
     """Stands in for the fake server: requests go to the real endpoint."""
 
+    inside_botocore = False
+
     def attach(self, client: Any) -> None:
         pass
 

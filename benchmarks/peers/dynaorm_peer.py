@@ -55,14 +55,18 @@ class Peer(BasePeer):
 
     def __init__(self, transport: str | None = None) -> None:
         super().__init__()
-        if transport is None:
-            self.session = Session(endpoint_url=ENDPOINT, region=REGION, **CREDENTIALS)
-            self.fake.attach(self.session.transport.botocore_client)
-        else:
+        options: dict[str, Any] = dict(CREDENTIALS)
+        if transport is not None:
             require_transports()
             self.name = f"dynaorm {transport}"
-            options: dict[str, Any] = {**CREDENTIALS, "transport": transport}
-            self.session = Session(endpoint_url=ENDPOINT, region=REGION, **options)
+            options["transport"] = transport
+        elif self.fake.inside_botocore and importlib.util.find_spec("dynaorm._direct"):
+            # The client-cost fake answers inside botocore: with the direct transport as
+            # the default, the botocore transport is the one it can measure.
+            options["transport"] = "botocore"
+        self.session = Session(endpoint_url=ENDPOINT, region=REGION, **options)
+        if self.fake.inside_botocore:
+            self.fake.attach(self.session.transport.botocore_client)
         self.user = User(user_id=USER.user_id, email=USER.email, name=USER.name)
         self.posts = [Post(**_fields(row)) for row in POSTS]
 
