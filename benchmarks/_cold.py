@@ -13,6 +13,11 @@ How it stays fair:
   written beforehand in that library's own format.
 - Credentials and region come from the environment (no profile, no IMDS: see
   `_environment` in __main__), as on Lambda.
+- Every library runs from compiled bytecode, as an installed package does: the children
+  may write `.pyc` files (into a temporary `PYTHONPYCACHEPREFIX`) even where the shell
+  sets `PYTHONDONTWRITEBYTECODE`, and the untimed first run of each row writes them.
+  Without this a project run from a source tree would pay for compiling every module in
+  every process, and site-packages would not.
 - Every program prints what it read; a row whose program fails or reads the wrong thing
   is reported as failed and never timed (exit status 1).
 - Rounds interleave the rows in a shuffled order; medians are reported, and the ratio
@@ -28,6 +33,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,10 +172,12 @@ class _Peer:
 
     unsupported: dict[str, str] = {}
 
-    def __init__(self, key: str, row: ColdRow, endpoint: str, sort_key: str) -> None:
+    def __init__(self, key: str, row: ColdRow, endpoint: str, sort_key: str, cache: str) -> None:
         self.name = row.name
         self.row = row
         self.env = {**os.environ, "AWS_ACCESS_KEY_ID": _access_key(key)}
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env["PYTHONPYCACHEPREFIX"] = cache
         self.source = "\n".join(
             [
                 "import json as _json",
@@ -279,9 +287,9 @@ def run(
 
     rounds = rounds or (3 if quick else 15)
     chosen = _select(rows)
-    with _e2e.server(endpoint) as (url, description):
+    with _e2e.server(endpoint) as (url, description), tempfile.TemporaryDirectory() as cache:
         sort_keys = _load_data(url, chosen)
-        peers = [_Peer(key, row, url, sort_keys[key]) for key, row in chosen.items()]
+        peers = [_Peer(key, row, url, sort_keys[key], cache) for key, row in chosen.items()]
         missing = {peer.name: _missing(peer.row) for peer in peers}
         runnable_peers = [peer for peer in peers if missing[peer.name] is None]
         functions, results = runnable(runnable_peers, "cold", _prepare)
