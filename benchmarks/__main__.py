@@ -1,6 +1,10 @@
 """`python -m benchmarks [--quick]`: per-operation client cost, dynaorm and peers.
 
-`python -m benchmarks --e2e [--quick]`: get, query and put end to end on DynamoDB Local.
+`python -m benchmarks --e2e [--quick] [--rows ...]`: get, query, put and batch write end
+to end on DynamoDB Local, sync and async libraries side by side.
+
+`python -m benchmarks --cold [--quick] [--rows ...]`: a fresh process imports, declares
+and sends its first GetItem to DynamoDB Local.
 """
 
 from __future__ import annotations
@@ -172,11 +176,35 @@ def main(argv: list[str] | None = None) -> int:
         help="end to end on DynamoDB Local (started and stopped here), pydynox included",
     )
     parser.add_argument(
-        "--endpoint", metavar="URL", help="with --e2e: a DynamoDB Local already running"
+        "--cold",
+        action="store_true",
+        help="cold start on DynamoDB Local: import + declare + first get, fresh processes",
+    )
+    parser.add_argument(
+        "--endpoint", metavar="URL", help="with --e2e/--cold: a DynamoDB Local already running"
+    )
+    parser.add_argument(
+        "--rows",
+        metavar="NAME,...",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="with --e2e/--cold: only these rows (default all; a row that cannot run fails)",
     )
     args = parser.parse_args(argv)
-    if args.endpoint and not args.e2e:
-        parser.error("--endpoint needs --e2e")
+    if (args.endpoint or args.rows) and not (args.e2e or args.cold):
+        parser.error("--endpoint and --rows need --e2e or --cold")
+    if args.e2e and args.cold:
+        parser.error("--e2e and --cold are separate runs")
+    if args.cold:
+        from benchmarks import _cold  # noqa: PLC0415
+
+        _environment()
+        return _cold.run(
+            quick=args.quick,
+            rounds=args.rounds,
+            endpoint=args.endpoint,
+            rows=args.rows,
+            machine=_machine,
+        )
     if args.e2e:
         from benchmarks import _e2e  # noqa: PLC0415
 
@@ -185,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             rounds=args.rounds,
             endpoint=args.endpoint,
+            rows=args.rows,
             machine=_machine,
             table=_table,
         )

@@ -21,7 +21,6 @@ How it stays fair:
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import time
@@ -34,32 +33,27 @@ from botocore.config import Config
 
 import benchmarks.peers as peer_package
 from benchmarks._data import TABLE
+from benchmarks._e2e_rows import Row, select
 from benchmarks._timing import Measured, interleaved, runnable
 from benchmarks.peers import CREDENTIALS, REGION, BasePeer
+from benchmarks.peers._async import OPERATIONS
 
-__all__ = ["run"]
+__all__ = ["create_table", "raw_client", "run", "server", "use_key"]
 
-E2E_WORKLOADS = ("get", "query", "put")
-
-# module, access key id (its own DynamoDB Local database), distribution for messages
-_OTHERS = (
-    ("benchmarks.peers.pydynox_peer", "pydynox", "pydynox"),
-    ("benchmarks.peers.pynamodb_peer", "pynamodb", "pynamodb"),
-    ("benchmarks.peers.boto3_peer", "boto3", "boto3"),
-    ("benchmarks.peers.dyntastic_peer", "dyntastic", "dyntastic"),
-    ("benchmarks.peers.pydynantic_peer", "pydynantic", "pydynantic"),
-)
+E2E_WORKLOADS = ("get", "query", "put", "batch_write")
 _KEY_PREFIX = "e2e"  # access key ids e2edynaorm, e2epydynox, ...
 
 
 class _Direct:
     """Stands in for the fake server: requests go to the real endpoint."""
 
+    inside_botocore = False
+
     def attach(self, client: Any) -> None:
         pass
 
 
-def _raw_client(endpoint: str, key: str) -> Any:
+def raw_client(endpoint: str, key: str) -> Any:
     return botocore.session.get_session().create_client(
         "dynamodb",
         region_name=REGION,
@@ -70,13 +64,13 @@ def _raw_client(endpoint: str, key: str) -> Any:
     )
 
 
-def _use_key(key: str) -> None:
+def use_key(key: str) -> None:
     """The credentials the next peer module import and Peer() pick up."""
     CREDENTIALS["aws_access_key_id"] = key
     os.environ["AWS_ACCESS_KEY_ID"] = key  # dyntastic reads the environment
 
 
-def _create_table(client: Any) -> None:
+def create_table(client: Any) -> None:
     """A fresh `bench` table (an old one from an earlier run on --endpoint is replaced)."""
     try:
         client.delete_table(TableName=TABLE)
@@ -121,42 +115,50 @@ def _check_table(name: str, client: Any) -> None:
         raise AssertionError(f"{name} wrote {users} user(s) and {len(items) - users} posts")
 
 
-def _load(endpoint: str) -> tuple[list[BasePeer], dict[str, str], list[Any]]:
-    """Peers on the real endpoint, each with its own loaded table; raw botocore first."""
+def _load(endpoint: str, rows: dict[str, Row]) -> tuple[list[BasePeer], dict[str, str], list[Any]]:
+    """Peers on the real endpoint, each with its own loaded table; raw botocore first.
+
+    Returns the peers, the reason each row asked for could not run, and the raw clients
+    of their tables (to drop them at the end).
+    """
     peer_package.ENDPOINT = endpoint  # read by the peer modules when imported below
     peer_package.FakeDynamoDB = _Direct  # type: ignore[attr-defined,misc]
-    clients: list[Any] = []
-    skipped: dict[str, str] = {}
-
-    def setup(key: str, build: Callable[[], BasePeer]) -> BasePeer:
-        _use_key(_KEY_PREFIX + key)
-        client = _raw_client(endpoint, _KEY_PREFIX + key)
-        clients.append(client)
-        _create_table(client)
-        peer = build()
-        peer.store()
-        _check_table(peer.name, client)
-        return peer
-
-    from benchmarks.peers import botocore_peer, dynaorm_peer  # noqa: PLC0415
-
-    ours = setup("dynaorm", dynaorm_peer.Peer)
-    our_items = _items(clients[-1])
-    raw = setup("botocore", lambda: botocore_peer.Peer(our_items))
-    peers = [raw, ours]
-    for module_name, key, distribution in _OTHERS:
+    clients: dict[str, Any] = {}  # one per database
+    failed: dict[str, str] = {}
+    peers: list[BasePeer] = []
+    items = _dynaorm_items()
+    for name, row in rows.items():
+        use_key(_KEY_PREFIX + row.key)  # some modules build their client at import
         try:
-            _use_key(_KEY_PREFIX + key)  # some modules build their client at import
-            module = importlib.import_module(module_name)
+            build = row.build(endpoint, items)
         except ImportError as error:
-            skipped[distribution] = f"not installed ({error}); pip install -e '.[bench]'"
+            failed[name] = f"not installed ({error}); pip install -e '.[bench]'"
             continue
-        arguments = (endpoint,) if key == "pydynox" else ()
+        if row.key not in clients:
+            clients[row.key] = raw_client(endpoint, _KEY_PREFIX + row.key)
+        client = clients[row.key]
         try:
-            peers.append(setup(key, lambda m=module, a=arguments: m.Peer(*a)))
+            create_table(client)
+            peer = build()
+            peer.store()
+            _check_table(peer.name, client)
         except Exception as error:  # a peer that cannot run is reported, not faked
-            skipped[distribution] = f"could not run: {type(error).__name__}: {error}"
-    return peers, skipped, clients
+            failed[name] = f"could not run: {type(error).__name__}: {error}"
+            continue
+        peers.append(peer)
+    if not peers or (rows and peers[0].name != "botocore (raw)"):
+        raise SystemExit(f"raw botocore, the floor of every ratio, could not run: {failed}")
+    return peers, failed, list(clients.values())
+
+
+def _dynaorm_items() -> list[dict[str, Any]]:
+    """The user then the posts as dynaorm stores them: what the raw clients write."""
+    from benchmarks._data import POSTS, USER  # noqa: PLC0415
+    from benchmarks.peers.dynaorm_peer import Post, User, _fields  # noqa: PLC0415
+    from dynaorm._items import entity_to_item  # noqa: PLC0415
+
+    user = User(user_id=USER.user_id, email=USER.email, name=USER.name)
+    return [entity_to_item(user)] + [entity_to_item(Post(**_fields(row))) for row in POSTS]
 
 
 def _check(workload: str, result: Any) -> None:
@@ -189,11 +191,16 @@ def _measure(
                 last = time.perf_counter() - start
             numbers[name] = max(1, int(target / max(last, 1e-7)))
     results.update(interleaved(functions, numbers, rounds, floor=peers[0].name))
+    for peer in peers:  # an async peer's call runs `operations` operations
+        value, operations = results.get(peer.name), getattr(peer, "operations", 1)
+        if isinstance(value, Measured) and operations != 1:
+            ratio = None if value.ratio is None else value.ratio / operations
+            results[peer.name] = Measured(value.seconds / operations, ratio)
     return results
 
 
 @contextmanager
-def _server(endpoint: str | None) -> Iterator[tuple[str, str]]:
+def server(endpoint: str | None) -> Iterator[tuple[str, str]]:
     """The endpoint to use and a line describing it; starts DynamoDB Local if needed."""
     if endpoint:
         yield endpoint.rstrip("/"), f"server: {endpoint} (given with --endpoint)"
@@ -223,6 +230,7 @@ def run(
     quick: bool,
     rounds: int | None,
     endpoint: str | None,
+    rows: list[str] | None,
     machine: Callable[[], list[str]],
     table: Callable[[list[BasePeer], dict[str, dict[str, Measured | str]]], list[str]],
 ) -> int:
@@ -230,21 +238,26 @@ def run(
     target = 0.03 if quick else 0.2  # seconds per peer per round
     warm = 0.5 if quick else 3.0  # seconds of warm-up per peer per workload
     began = time.perf_counter()
-    with _server(endpoint) as (url, description):
-        peers, skipped, clients = _load(url)
+    with server(endpoint) as (url, description):
+        peers, failed, clients = _load(url, select(rows))
         print("\n".join(machine()))
         print(description)
         print(
             f"end to end: rounds {rounds}, {warm:g} s warm-up per library and workload"
             f" (median per call; ratio: median over the rounds of the time over"
-            f" {peers[0].name}'s in the same round)\n"
+            f" {peers[0].name}'s in the same round; async rows: per operation, each call"
+            f" running {OPERATIONS} of them in sequence or as concurrent tasks)\n"
         )
         results = {w: _measure(peers, w, rounds, target, warm) for w in E2E_WORKLOADS}
         print("\n".join(table(peers, results)))
-        for distribution, reason in skipped.items():
-            print(f"- {distribution}: {reason}")
+        for name, reason in failed.items():
+            print(f"- {name}: {reason}")
+        for peer in peers:
+            peer.close()
         for client in clients:
             client.delete_table(TableName=TABLE)
             client.close()
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
-    return 0
+    broken = any(isinstance(v, str) and not v.startswith("n/a") for r in results.values()
+                 for v in r.values())  # fmt: skip
+    return 1 if failed or broken else 0

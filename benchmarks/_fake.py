@@ -47,6 +47,8 @@ class FakeDynamoDB:
     Bodies and their headers (with the CRC32) are built once, outside the timed code.
     """
 
+    inside_botocore = True  # only a library that sends through botocore can be answered
+
     def __init__(self) -> None:
         self._responses: dict[str, tuple[bytes, dict[str, str]]] = {}
         self.recording = False

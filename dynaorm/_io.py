@@ -16,7 +16,6 @@ very same steps on an async one. Neither knows anything about DynamoDB.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -127,6 +126,8 @@ async def adrive(steps: Steps[T], transport: AsyncCaller) -> T:
         answer, failure = None, None
         if isinstance(step, Sleep):
             if step.sleep is None or step.sleep is time.sleep:
+                import asyncio  # noqa: PLC0415 - loaded by the running loop; not at import
+
                 await asyncio.sleep(step.seconds)
             else:
                 step.sleep(step.seconds)  # a test's recorder: returns at once

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -19,9 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dynaorm._wire import THROTTLING_CODES as _THROTTLING_CODES
-from dynaorm._wire import Failure
-from dynaorm._wire import tables_of as _tables_of
+from dynaorm._wire import THROTTLING_CODES, Failure, tables_of
 from dynaorm.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -179,7 +178,7 @@ def _on_attempt(code: str | None) -> None:
         if code is None:
             return
         state.failures.append((state.attempts, code, time.time_ns()))
-        if code in _THROTTLING_CODES:
+        if code in THROTTLING_CODES:
             state.throttles += 1
     except Exception:
         logger.exception("dynaorm telemetry failed to record a request attempt")
@@ -438,9 +437,10 @@ def error_type(error: BaseException) -> str:
     if isinstance(cause, Failure):  # the direct transports'
         return cause.code
     if cause is not None:
-        from dynaorm._transport import _innermost  # noqa: PLC0415  (imports botocore)
-
-        inner = _innermost(cause)
+        # Only the botocore transport wraps errors, and only if its module is loaded:
+        # asking sys.modules keeps telemetry from importing it (and botocore).
+        botocore_transport = sys.modules.get("dynaorm._transport")
+        inner = cause if botocore_transport is None else botocore_transport._innermost(cause)
         response = getattr(inner, "response", None)
         if isinstance(response, dict):
             code = response.get("Error", {}).get("Code")
@@ -451,7 +451,7 @@ def error_type(error: BaseException) -> str:
 
 
 def _table_names(params: Mapping[str, Any]) -> list[str]:
-    tables = _tables_of(dict(params))
+    tables = tables_of(dict(params))
     return tables.split(",") if tables else []
 
 

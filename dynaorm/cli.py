@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dynaorm._backfill import BackfillCounts, ProgressCallback
 from dynaorm._compiler import compile_table, schema_of
@@ -40,9 +40,11 @@ from dynaorm._migrate import (
 )
 from dynaorm._placement import LockConflict
 from dynaorm._schema import Table
-from dynaorm._session import Session
 from dynaorm._workers import WorkerOptions, default_worker_name, run_status, status_lines
 from dynaorm.errors import DynaormError, TableNotFound
+
+if TYPE_CHECKING:
+    from dynaorm._session import Session
 
 __all__ = ["EXIT_PENDING", "diff_lines", "load_table", "main", "summary_lines"]
 
@@ -144,6 +146,8 @@ _IN_MEMORY_HINT = (
 def _session(args: argparse.Namespace) -> Session:
     options = {"region": args.region, "table_prefix": args.table_prefix}
     given = {name: value for name, value in options.items() if value is not None}
+    from dynaorm._session import Session  # noqa: PLC0415 - `schema`/`iam` never send
+
     if args.in_memory:
         return Session.in_memory(**given)
     return Session(endpoint_url=args.endpoint_url, **given)

@@ -51,3 +51,6 @@ class BasePeer:
     def collection(self) -> Any:
         """The user and 50 posts from one partition, one Query, split by type."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the library holds open (an event loop, a connection pool)."""

@@ -1,7 +1,14 @@
-"""dynaorm: typed entities, key templates, one Session."""
+"""dynaorm: typed entities, key templates, one Session.
+
+`Peer()` is the session as a user gets it by default; `Peer(transport="direct")` and
+`Peer(transport="botocore")` choose the transport (end to end only: the client-cost fake
+server answers inside botocore). They need the transports of issue 14 and refuse to run
+on a dynaorm without them rather than measure the default under another name.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import datetime
 from typing import Any
 
@@ -34,13 +41,32 @@ class Post(Entity, table=app, pk="USER#{user_id}", sk="POST#{created_at}#{post_i
 feed = Collection(User, Post)
 
 
+def require_transports() -> None:
+    """Fail loudly where `Session(transport=...)` does not exist yet."""
+    if importlib.util.find_spec("dynaorm._direct") is None:
+        raise RuntimeError(
+            "this dynaorm has no Session(transport=...): the direct transport of issue 14"
+            " (dynaorm._direct) is not merged"
+        )
+
+
 class Peer(BasePeer):
     name = "dynaorm"
 
-    def __init__(self) -> None:
+    def __init__(self, transport: str | None = None) -> None:
         super().__init__()
-        self.session = Session(endpoint_url=ENDPOINT, region=REGION, **CREDENTIALS)
-        self.fake.attach(self.session.transport.botocore_client)
+        options: dict[str, Any] = dict(CREDENTIALS)
+        if transport is not None:
+            require_transports()
+            self.name = f"dynaorm {transport}"
+            options["transport"] = transport
+        elif self.fake.inside_botocore and importlib.util.find_spec("dynaorm._direct"):
+            # The client-cost fake answers inside botocore: with the direct transport as
+            # the default, the botocore transport is the one it can measure.
+            options["transport"] = "botocore"
+        self.session = Session(endpoint_url=ENDPOINT, region=REGION, **options)
+        if self.fake.inside_botocore:
+            self.fake.attach(self.session.transport.botocore_client)
         self.user = User(user_id=USER.user_id, email=USER.email, name=USER.name)
         self.posts = [Post(**_fields(row)) for row in POSTS]
 

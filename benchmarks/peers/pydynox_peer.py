@@ -2,14 +2,16 @@
 
 pydynox never goes through botocore, so the fake server of the client-cost benchmark
 cannot answer it; it runs only end to end (`python -m benchmarks --e2e`). The sync API
-(`sync_get`, `sync_query`, `sync_save`) is used, like every other library here.
+(`sync_get`, `sync_query`, `sync_save`) is used, like every other library here; its async
+API is peers/pydynox_async_peer.py. Batches go through `SyncBatchWriter`, which takes the
+models' `to_dict()` (pydynox has no batch call for models).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydynox import DynamoDBClient, Model, ModelConfig, set_default_client
+from pydynox import DynamoDBClient, Model, ModelConfig, SyncBatchWriter, set_default_client
 from pydynox.attributes import (
     BooleanAttribute,
     DatetimeAttribute,
@@ -61,7 +63,6 @@ def _post(row: Any) -> Post:
 class Peer(BasePeer):
     name = "pydynox"
     unsupported = {
-        "batch_write": "not part of the end-to-end run",
         "transact": "not part of the end-to-end run",
         "collection": "not part of the end-to-end run",
     }
@@ -92,3 +93,13 @@ class Peer(BasePeer):
 
     def query(self) -> Any:
         return list(Post.sync_query("USER#u1", sort_key_condition=Post.sk.begins_with("POST#")))
+
+    def batch_write(self) -> Any:
+        with SyncBatchWriter(self.client, TABLE) as batch:
+            for post in self.posts:
+                batch.put(as_item(post))
+
+
+def as_item(post: Post) -> dict[str, Any]:
+    """A post for pydynox's batch writer: `to_dict()`, its tags kept a set (not a list)."""
+    return {**post.to_dict(), "tags": set(post.tags or ())}

@@ -6,13 +6,15 @@ import contextlib
 import os
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dynaorm._async_session import AsyncSession
 from dynaorm._schema import Table
-from dynaorm._session import Session
 from dynaorm.errors import TableNotFound
+
+if TYPE_CHECKING:
+    from dynaorm._session import Session
 
 __all__ = ["TableManager", "isolated_async_session", "isolated_session", "unique_prefix"]
 
@@ -37,6 +39,8 @@ def isolated_session(
     AWS). For an endpoint outside AWS and no credentials in the environment, dummy
     credentials are used. `options` are `Session`'s keyword arguments.
     """
+    from dynaorm._session import Session  # noqa: PLC0415 - importing the plugin sends nothing
+
     prefix = table_prefix if table_prefix is not None else unique_prefix()
     if endpoint_url is None:
         return Session.in_memory(table_prefix=prefix, **options)
