@@ -5,17 +5,24 @@
   Key slots are escaped, so no tenant id, however crafted, reaches another partition.
 - Entities are the response models: FastAPI serializes `Project` and `Task` directly.
 - Cursor pagination: `GET /projects?limit=2` returns `{"items": [...], "cursor": ...}`;
-  pass `?cursor=` to continue. Cursors are HMAC-signed and bound to the query and its
-  partition, so a cursor issued to tenant A is refused (400) when tenant B sends it.
+  pass `?cursor=` to continue. Cursors are sealed with `cursor_secret` and bound to the
+  query and its partition, so a cursor issued to tenant A is refused (400) when tenant B
+  sends it.
+- Async all the way: one `AsyncSession` per process, opened in the app's lifespan (which
+  creates the table if needed) and closed at shutdown; handlers await it and never block
+  the event loop.
 
-Run it with `uvicorn saas_api:app` after `pip install fastapi uvicorn`; run this file
-to exercise it with FastAPI's TestClient on the embedded backend.
+Run it with `uvicorn --factory saas_api:make_app` after `pip install fastapi uvicorn
+"dynaorm[async]"`; run this file to exercise it with FastAPI's TestClient on the embedded
+backend (or on the endpoint in `AWS_ENDPOINT_URL_DYNAMODB`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Annotated, Generic, TypeVar
 
@@ -24,7 +31,7 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from dynaorm import Entity, Session, Table
+from dynaorm import AsyncSession, Entity, Table
 from dynaorm.errors import InvalidCursor
 
 saas = Table("saas")
@@ -73,52 +80,59 @@ TenantId = Annotated[str, Header(alias="X-Tenant-ID", min_length=1, max_length=6
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-def get_session(request: Request) -> Session:
-    session: Session = request.app.state.session
+def get_session(request: Request) -> AsyncSession:
+    session: AsyncSession = request.app.state.session
     return session
 
 
-Db = Annotated[Session, Depends(get_session)]
+Db = Annotated[AsyncSession, Depends(get_session)]
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def create_app(session: Session) -> FastAPI:
-    """The API on `session` (created once per process and shared: it is thread-safe)."""
-    api = FastAPI(title="Projects")
-    api.state.session = session
+def create_app(session: AsyncSession) -> FastAPI:
+    """The API on `session` (one per process, shared by every request's task)."""
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        await session.create_table(saas, exists_ok=True)
+        api.state.session = session
+        yield
+        await session.close()
+
+    api = FastAPI(title="Projects", lifespan=lifespan)
 
     @api.exception_handler(InvalidCursor)
     def invalid_cursor(request: Request, error: InvalidCursor) -> JSONResponse:
         return JSONResponse({"detail": f"invalid cursor: {error}"}, status_code=400)
 
     @api.post("/projects", status_code=201)
-    def create_project(body: ProjectIn, tenant: TenantId, db: Db) -> Project:
+    async def create_project(body: ProjectIn, tenant: TenantId, db: Db) -> Project:
         project = Project(
             tenant_id=tenant, project_id=uuid.uuid4().hex[:8], name=body.name, created_at=now()
         )
-        db.create(project)
+        await db.create(project)
         return project
 
     @api.get("/projects")
-    def list_projects(
+    async def list_projects(
         tenant: TenantId, db: Db, limit: Limit = 20, cursor: str | None = None
     ) -> PageOut[Project]:
-        page = db.query(Project, tenant_id=tenant).page(limit, cursor=cursor)
+        page = await db.query(Project, tenant_id=tenant).page(limit, cursor=cursor)
         return PageOut(items=page.items, cursor=page.cursor)
 
     @api.get("/projects/{project_id}")
-    def get_project(project_id: str, tenant: TenantId, db: Db) -> Project:
-        project = db.get(Project, tenant_id=tenant, project_id=project_id)
+    async def get_project(project_id: str, tenant: TenantId, db: Db) -> Project:
+        project = await db.get(Project, tenant_id=tenant, project_id=project_id)
         if project is None:
             raise HTTPException(404, "no such project")
         return project
 
     @api.post("/projects/{project_id}/tasks", status_code=201)
-    def add_task(project_id: str, body: TaskIn, tenant: TenantId, db: Db) -> Task:
-        get_project(project_id, tenant, db)
+    async def add_task(project_id: str, body: TaskIn, tenant: TenantId, db: Db) -> Task:
+        await get_project(project_id, tenant, db)
         task = Task(
             tenant_id=tenant,
             project_id=project_id,
@@ -126,32 +140,39 @@ def create_app(session: Session) -> FastAPI:
             title=body.title,
             created_at=now(),
         )
-        db.create(task)
+        await db.create(task)
         return task
 
     @api.get("/projects/{project_id}/tasks")
-    def list_tasks(
+    async def list_tasks(
         project_id: str, tenant: TenantId, db: Db, limit: Limit = 20, cursor: str | None = None
     ) -> PageOut[Task]:
-        get_project(project_id, tenant, db)  # 404 rather than an empty list
+        await get_project(project_id, tenant, db)  # 404 rather than an empty list
         query = db.query(Task, tenant_id=tenant, project_id=project_id)
-        page = query.page(limit, cursor=cursor)
+        page = await query.page(limit, cursor=cursor)
         return PageOut(items=page.items, cursor=page.cursor)
 
     return api
 
 
-def make_session() -> Session:
+def make_session() -> AsyncSession:
     secret = os.environ.get("CURSOR_SECRET", "change-me").encode()
     if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
-        return Session(table_prefix="saas_demo_", cursor_secret=secret)
-    return Session.in_memory(table_prefix="saas_demo_", cursor_secret=secret)
+        return AsyncSession(table_prefix="saas_demo_", cursor_secret=secret)
+    return AsyncSession.in_memory(table_prefix="saas_demo_", cursor_secret=secret)
+
+
+def make_app() -> FastAPI:
+    """The app on this process's session: `uvicorn --factory saas_api:make_app`."""
+    return create_app(make_session())
 
 
 def demo() -> None:
-    session = make_session()
-    session.create_table(saas, exists_ok=True)
-    client = TestClient(create_app(session))
+    with TestClient(make_app()) as client:  # runs the lifespan: table created, then closed
+        exercise(client)
+
+
+def exercise(client: TestClient) -> None:
     acme, globex = {"X-Tenant-ID": "acme"}, {"X-Tenant-ID": "globex"}
 
     for name in ("Website", "Mobile app", "Billing", "Onboarding", "Data platform"):
@@ -162,7 +183,9 @@ def demo() -> None:
     print("\nacme's projects, two per page:")
     cursors: list[str] = []
     while True:
-        params = {"limit": 2, **({"cursor": cursors[-1]} if cursors else {})}
+        params: dict[str, str | int] = {"limit": 2}
+        if cursors:
+            params["cursor"] = cursors[-1]
         body = client.get("/projects", params=params, headers=acme).json()
         print(f"  page {len(cursors) + 1}: {[p['name'] for p in body['items']]}")
         if body["cursor"] is None:
