@@ -13,6 +13,7 @@ telemetry's does, so its spans stay current while the request is awaited.
 from __future__ import annotations
 
 import asyncio
+import io
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,8 @@ import aiohttp
 
 from dynaorm._direct import POOL_SIZE, DirectBase, ca_bundle, proxy_for
 from dynaorm._wire import Failure, read_response
+
+_STREAMED = 1 << 20  # bytes: aiohttp warns that a raw body above this blocks the loop
 
 __all__ = ["AsyncDirectTransport"]
 
@@ -113,7 +116,9 @@ class AsyncDirectTransport(DirectBase):
         try:
             async with session.post(
                 self._endpoint.url + "/",
-                data=body,
+                # aiohttp streams a file object in chunks; a large bytes body (a batch or
+                # transaction near DynamoDB's 16 MB / 4 MB limits) would be written in one go.
+                data=io.BytesIO(body) if len(body) > _STREAMED else body,
                 headers=headers,
                 proxy=self._proxy,
                 allow_redirects=False,
