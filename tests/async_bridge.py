@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -53,15 +53,71 @@ class _Bridged:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
-        if not inspect.iscoroutinefunction(value):
-            return value
+        if inspect.iscoroutinefunction(value):
 
-        def blocking(*args: Any, **kwargs: Any) -> Any:
-            return _loop().run(value(*args, **kwargs))
+            def blocking(*args: Any, **kwargs: Any) -> Any:
+                return _loop().run(value(*args, **kwargs))
 
-        return blocking
+            blocking.awaited = value  # type: ignore[attr-defined]
+            return blocking
+        if inspect.ismethod(value):
+
+            def building(*args: Any, **kwargs: Any) -> Any:
+                return _reader(value(*args, **kwargs))
+
+            return building
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._target, name)
+
+    @property  # type: ignore[misc]
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        """The wrapped object's attributes (tests reach into a query's cached plan)."""
+        target_dict: dict[str, Any] = self._target.__dict__
+        return target_dict
+
+
+class BridgedReader(_Bridged):
+    """An async query, scan or collection query: awaited methods block, builder methods
+    give a bridged builder, and `for` iterates what `async for` yields, page by page."""
+
+    def __iter__(self) -> Iterator[Any]:
+        iterator = self._target.__aiter__()
+        while True:
+            try:
+                yield _loop().run(_next(iterator))
+            except StopAsyncIteration:
+                return
+
+
+async def _next(iterator: AsyncIterator[T]) -> T:
+    return await anext(iterator)
+
+
+def _reader(value: Any) -> Any:
+    """A builder's result, bridged when it is an async reader."""
+    return BridgedReader(value) if hasattr(value, "__aiter__") else value
+
+
+class BridgedTransport(_Bridged):
+    """An async transport seen synchronously. A test that replaces `call` with a blocking
+    wrapper (to inject faults) gets it run on a worker thread, where the wrapper's own
+    calls to the real `call` block on the loop without deadlocking it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "call" and not inspect.iscoroutinefunction(value):
+            awaited = getattr(value, "awaited", None)  # the original, being restored
+            if awaited is None:
+                replacement = value
+
+                async def awaited(*args: Any, **kwargs: Any) -> Any:
+                    return await asyncio.to_thread(replacement, *args, **kwargs)
+
+            value = awaited
         setattr(self._target, name, value)
 
 
@@ -91,8 +147,10 @@ class BridgedSession(_Bridged):
 
     @property
     def transport(self) -> Any:
-        """The blocking transport under the async one (listeners, fault hooks, close)."""
-        return self._target.transport.sync
+        """The blocking transport under a threaded one (listeners, fault hooks, close), or
+        the async transport itself (aiohttp), whose `close` the bridge makes blocking."""
+        transport = self._target.transport
+        return getattr(transport, "sync", None) or BridgedTransport(transport)
 
     def unit_of_work(self) -> BridgedUnitOfWork:
         return BridgedUnitOfWork(self._target.unit_of_work())

@@ -521,7 +521,6 @@ def test_exception_inside_the_block_sends_nothing(session: Session, recorder: Re
 
 def test_work_after_commit_or_rollback_is_refused(session: Session, recorder: Recorder) -> None:
     uow = session.unit_of_work()
-    assert isinstance(uow, UnitOfWork)
     uow.add(post())
     uow.commit()
     for attempt in (
