@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the checks need into .venv, then runs them all: lint, format,
-# types, the docs build, and the test suite twice: the whole of it on the embedded backend
+# types, the docs build, and the test suite: the whole of it on the embedded backend
 # (moto), then the integration tests and the examples on DynamoDB Local (Java 17; the jar
 # comes from the npm package pinned in tests/dynamodb_local.py, cached in
-# .cache/dynamodb-local/). `.ci/run` calls exactly this script.
+# .cache/dynamodb-local/) through the direct transport, and the integration tests again
+# through the botocore transport and through AsyncSession. `.ci/run` calls exactly this.
 #
 # Arguments go to both pytest runs (default for the DynamoDB Local run: tests/integration
 # tests/test_examples.py). With CI set, a missing Java or npm fails; without, the DynamoDB
@@ -45,6 +46,12 @@ if [[ "${local_backend}" == 1 ]]; then
         .venv/bin/python -m pytest --backend=local "$@"
     else
         .venv/bin/python -m pytest --backend=local tests/integration tests/test_examples.py
+        # The same integration suite through the other ways of sending: botocore, and
+        # AsyncSession on aiohttp (each test's session driven from an event loop).
+        echo "== pytest (DynamoDB Local, botocore transport)"
+        .venv/bin/python -m pytest --backend=local --transport=botocore tests/integration
+        echo "== pytest (DynamoDB Local, AsyncSession)"
+        .venv/bin/python -m pytest --backend=local --transport=async tests/integration
     fi
 fi
 echo "== benchmarks --quick (smoke test: runs every workload and peer; no thresholds)"
