@@ -57,6 +57,21 @@ async def test_a_get_item_is_one_signed_post(fake: FakeDynamoDB) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_body_over_a_mebibyte_arrives_whole_and_signed(fake: FakeDynamoDB) -> None:
+    # A transaction near DynamoDB's 4 MB limit: aiohttp gets it as a stream (a raw bytes
+    # body that large makes it warn, an error under -W error), and the server must still
+    # see the exact body that was signed, with its length.
+    big = {"S": "x" * (3 << 20)}
+    params = {"TableName": "app", "Item": {**KEY, "blob": big}}
+    fake.script(Answer(body={}))
+    async with transport_for(fake)[0] as transport:
+        await transport.call("PutItem", params)
+    [seen] = fake.seen
+    assert seen.body == {**params, "ReturnConsumedCapacity": "TOTAL"}
+    assert int(seen.headers["Content-Length"]) > 3 << 20
+
+
+@pytest.mark.asyncio
 async def test_throttling_is_retried_awaiting_the_backoff(fake: FakeDynamoDB) -> None:
     throttled = error("ProvisionedThroughputExceededException", "slow down")
     fake.script(throttled, throttled, Answer(body={"Item": KEY}))
