@@ -92,7 +92,7 @@ def _load() -> tuple[list[BasePeer], dict[str, str]]:
     ours = dynaorm_peer.Peer()
     our_items = ours.fake.record(ours.store)
     raw = botocore_peer.Peer(our_items)
-    peers: list[BasePeer] = [raw, ours]
+    peers: list[BasePeer] = [raw, ours, dynaorm_peer.Peer(transport="direct")]
     for module_name, distribution in _PEERS:
         try:
             module = importlib.import_module(module_name)

@@ -1,9 +1,11 @@
-"""An infinitely fast DynamoDB: a botocore `before-send` hook answering with canned bytes.
+"""An infinitely fast DynamoDB: canned bytes handed back where the socket would be.
 
-botocore emits `before-send.<service>.<operation>` just before it would open a socket
-and uses the first handler that returns a response instead (botocore endpoint.py,
-`_do_get_response`). Everything else — serializing, signing, retries, parsing, the
-library's own work — runs as it would against the real service.
+For botocore it is a `before-send` hook: botocore emits `before-send.<service>.<operation>`
+just before it would open a socket and uses the first handler that returns a response
+instead (botocore endpoint.py, `_do_get_response`). For dynaorm's direct transport it is
+the urllib3 pool the transport posts to (`opener()`). Everything else — serializing,
+signing, retries, parsing, the library's own work — runs as it would against the real
+service.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HeadersDict
 
-__all__ = ["FakeDynamoDB"]
+__all__ = ["CannedOpener", "FakeDynamoDB"]
 
 
 class _Raw:
@@ -64,16 +66,22 @@ class FakeDynamoDB:
         """Answer every DynamoDB request of this botocore client."""
         client.meta.events.register("before-send.dynamodb.*", self)
 
+    def opener(self) -> CannedOpener:
+        """A stand-in for the urllib3 pool of dynaorm's direct transport."""
+        return CannedOpener(self)
+
     def __call__(self, request: Any, event_name: str, **_: Any) -> AWSResponse:
-        operation = event_name.rsplit(".", 1)[1]
-        if self.recording:
-            self.requests.append((operation, json.loads(request.body)))
-            body, headers = _EMPTY, _headers(_EMPTY)
-        elif operation in self._responses:
-            body, headers = self._responses[operation]
-        else:
-            raise RuntimeError(f"the fake DynamoDB has no answer for {operation}")
+        body, headers = self.answer(event_name.rsplit(".", 1)[1], request.body)
         return AWSResponse(request.url, 200, HeadersDict(headers), _Raw(body))
+
+    def answer(self, operation: str, sent: bytes) -> tuple[bytes, dict[str, str]]:
+        """The canned body and headers for `operation` (recording what was sent)."""
+        if self.recording:
+            self.requests.append((operation, json.loads(sent)))
+            return _EMPTY, _headers(_EMPTY)
+        if operation in self._responses:
+            return self._responses[operation]
+        raise RuntimeError(f"the fake DynamoDB has no answer for {operation}")
 
     def record(self, action: Any) -> list[dict[str, Any]]:
         """Run `action` answering `{}`, and return the Items it put (PutItem, batches)."""
@@ -90,3 +98,26 @@ class FakeDynamoDB:
                 for requests in body["RequestItems"].values():
                     items.extend(r["PutRequest"]["Item"] for r in requests)
         return items
+
+
+class _Answer:
+    """What urllib3's `urlopen` returns, as far as the direct transport reads it."""
+
+    __slots__ = ("data", "headers", "status")
+
+    def __init__(self, data: bytes, headers: dict[str, str]) -> None:
+        self.status = 200
+        self.headers = headers
+        self.data = data
+
+
+class CannedOpener:
+    """`urlopen` as the direct transport calls it, answered by a `FakeDynamoDB`."""
+
+    def __init__(self, fake: FakeDynamoDB) -> None:
+        self._fake = fake
+
+    def urlopen(self, method: str, url: str, *, body: bytes, headers: Any, **_: Any) -> _Answer:
+        operation = headers["X-Amz-Target"].rsplit(".", 1)[1]
+        data, answer_headers = self._fake.answer(operation, body)
+        return _Answer(data, answer_headers)

@@ -1,9 +1,12 @@
 """dynaorm: typed entities, key templates, one Session.
 
 `Peer()` is the session as a user gets it by default; `Peer(transport="direct")` and
-`Peer(transport="botocore")` choose the transport (end to end only: the client-cost fake
-server answers inside botocore). They need the transports of issue 14 and refuse to run
-on a dynaorm without them rather than measure the default under another name.
+`Peer(transport="botocore")` choose the transport. Against the client-cost fake server,
+the botocore transport is answered inside botocore (as raw botocore is) and the direct
+transport by a canned urllib3 pool, so both pay for everything but the socket; the
+default there is the botocore transport, named so. They need the transports of issue 14
+and refuse to run on a dynaorm without them rather than measure the default under
+another name.
 """
 
 from __future__ import annotations
@@ -61,12 +64,16 @@ class Peer(BasePeer):
             self.name = f"dynaorm {transport}"
             options["transport"] = transport
         elif self.fake.inside_botocore and importlib.util.find_spec("dynaorm._direct"):
-            # The client-cost fake answers inside botocore: with the direct transport as
-            # the default, the botocore transport is the one it can measure.
+            # Client cost: the botocore transport unless the direct one is asked for.
+            self.name = "dynaorm botocore"
             options["transport"] = "botocore"
         self.session = Session(endpoint_url=ENDPOINT, region=REGION, **options)
         if self.fake.inside_botocore:
-            self.fake.attach(self.session.transport.botocore_client)
+            transport: Any = self.session.transport
+            if options.get("transport") == "direct":
+                transport._opener = self.fake.opener()  # answers where urllib3 would send
+            else:
+                self.fake.attach(transport.botocore_client)
         self.user = User(user_id=USER.user_id, email=USER.email, name=USER.name)
         self.posts = [Post(**_fields(row)) for row in POSTS]
 
