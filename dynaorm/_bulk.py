@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +71,8 @@ async def arun_bulk(
 ) -> BulkResult:
     """Run each job as an asyncio task, at most `max_concurrency` at a time."""
     _check(jobs, max_concurrency)
+    import asyncio  # noqa: PLC0415 - loaded by the running loop; not at import
+
     gate = asyncio.Semaphore(max_concurrency)
 
     async def one(write: WriteSteps) -> tuple[DynaormError | None]:

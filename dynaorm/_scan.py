@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -162,6 +161,8 @@ class AsyncScan(_ScanCore[E]):
     async def all(self) -> list[E]:
         if self.total_segments == 1:
             return await self.session._adrive(drain(self._pages(want=self.max_items)))
+        import asyncio  # noqa: PLC0415 - loaded by the running loop; not at import
+
         gate = asyncio.Semaphore(MAX_PARALLEL_SEGMENTS)
 
         async def read(segment: int) -> list[E]:

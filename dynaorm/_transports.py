@@ -13,7 +13,6 @@ max_retry_attempts, connect_timeout, read_timeout.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -188,6 +187,8 @@ class ThreadedTransport:
         entity: str | None = None,
         key: Any = None,
     ) -> dict[str, Any]:
+        import asyncio  # noqa: PLC0415 - loaded by the running loop; not at import
+
         return await asyncio.to_thread(
             self.sync.call, operation, params, table=table, entity=entity, key=key
         )
@@ -213,6 +214,8 @@ class ThreadedTransport:
         self.sync.watch_attempts(watcher)
 
     async def close(self) -> None:
+        import asyncio  # noqa: PLC0415 - loaded by the running loop; not at import
+
         await asyncio.to_thread(self.sync.close)
 
 

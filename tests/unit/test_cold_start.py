@@ -22,7 +22,16 @@ from typing import Any
 import pytest
 
 # Packages a cold start must not pay for (botocore and pynamodb are the expensive ones).
-HEAVY = ("botocore", "pynamodb", "boto3", "moto", "cryptography", "opentelemetry", "aiohttp")
+HEAVY = (
+    "botocore",
+    "pynamodb",
+    "boto3",
+    "moto",
+    "cryptography",
+    "opentelemetry",
+    "aiohttp",
+    "asyncio",
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
