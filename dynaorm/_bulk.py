@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -57,6 +56,8 @@ def run_bulk(
     if not jobs:
         return BulkResult()
     workers = min(max_concurrency, len(jobs))
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - on use
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynaorm-bulk") as pool:
         outcomes = list(pool.map(lambda job: drive(attempt(job[1], retry)), jobs))
     return _result(jobs, outcomes)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -122,6 +121,8 @@ class Scan(_ScanCore[E]):
         # Each segment is read to completion in its own thread, so a parallel scan holds
         # whole segments in memory; iterate a single-segment scan to stream page by page.
         returned = 0
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - on use
+
         with ThreadPoolExecutor(min(self.total_segments, MAX_PARALLEL_SEGMENTS)) as pool:
             futures = [
                 pool.submit(self._read_segment, segment) for segment in range(self.total_segments)

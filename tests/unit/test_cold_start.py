@@ -31,6 +31,7 @@ HEAVY = (
     "opentelemetry",
     "aiohttp",
     "asyncio",
+    "concurrent",  # concurrent.futures: thread pools for bulk and parallel scans
 )
 
 ROOT = Path(__file__).resolve().parents[2]
