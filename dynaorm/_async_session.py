@@ -8,11 +8,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from dynaorm._async_reads import AsyncReads
-from dynaorm._batch import BatchRunner
 from dynaorm._bulk import BulkResult, arun_bulk
 from dynaorm._conditions import Condition
 from dynaorm._core import Changes, SessionCore
-from dynaorm._cursor import Secrets, sealer, secrets_of
+from dynaorm._cursor import Secrets
 from dynaorm._entity import Entity, Key
 from dynaorm._expressions import Path
 from dynaorm._io import AsyncCaller, Steps, adrive
@@ -68,16 +67,13 @@ class AsyncSession(SessionCore, AsyncReads):
             )
         else:
             self._transport = transport
-        self.cursor_secret = cursor_secret
-        for secret in secrets_of(cursor_secret):  # refuse a bad secret or a missing extra now
-            sealer(secret)
-        if on_request is not None:
-            self._transport.add_observer(on_request)
-        if telemetry:
-            (Telemetry() if telemetry is True else telemetry).instrument(self._transport)
-        # The batch runner's retry budget paces transaction and bulk retries here as on
-        # Session; its plans are driven by the async reads, never by its blocking methods.
-        self._batches = BatchRunner(self, attempts=batch_attempts)
+        self._attach(
+            self._transport,
+            cursor_secret=cursor_secret,
+            batch_attempts=batch_attempts,
+            on_request=on_request,
+            telemetry=telemetry,
+        )
 
     @classmethod
     def in_memory(cls, **options: Any) -> AsyncSession:

@@ -10,10 +10,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from dynaorm._batch import BatchRunner
 from dynaorm._codec import decode_item
 from dynaorm._compiler import schema_of
 from dynaorm._conditions import Condition
 from dynaorm._crypto import refuse_encrypted_projection
+from dynaorm._cursor import sealer, secrets_of
 from dynaorm._ddl import create_table_request, describe_drift, time_to_live_request
 from dynaorm._entity import Entity, Key
 from dynaorm._expressions import Path, Placeholders
@@ -36,6 +38,7 @@ from dynaorm._planner import (
 )
 from dynaorm._retry import send_transaction
 from dynaorm._schema import Table
+from dynaorm._telemetry import Telemetry
 from dynaorm._update import projection_expression
 from dynaorm._writes import Action, FieldChanges
 from dynaorm.errors import (
@@ -47,7 +50,9 @@ from dynaorm.errors import (
 )
 
 if TYPE_CHECKING:
-    from dynaorm._batch import BatchRunner
+    from dynaorm._cursor import Secrets
+    from dynaorm._reporting import RequestEvent
+    from dynaorm._transports import AsyncTransportLike, TransportLike
 
 __all__ = ["Changes", "SessionCore"]
 
@@ -85,6 +90,28 @@ class SessionCore:
     """
 
     _batches: BatchRunner
+
+    def _attach(
+        self,
+        transport: TransportLike | AsyncTransportLike,
+        *,
+        cursor_secret: Secrets,
+        batch_attempts: int,
+        on_request: Callable[[RequestEvent], None] | None,
+        telemetry: Telemetry | bool,
+    ) -> None:
+        """What both shells do with their transport and options once it is built."""
+        self.cursor_secret = cursor_secret
+        for secret in secrets_of(cursor_secret):  # refuse a bad secret or a missing extra now
+            sealer(secret)
+        if on_request is not None:
+            transport.add_observer(on_request)
+        if telemetry:
+            # Telemetry belongs to the transport: a transport shared by sessions is traced
+            # for all of them.
+            (Telemetry() if telemetry is True else telemetry).instrument(transport)
+        # The batch runner's retry budget also paces transaction and bulk retries.
+        self._batches = BatchRunner(self, attempts=batch_attempts)
 
     def table_name(self, table: Table) -> str:
         raise NotImplementedError

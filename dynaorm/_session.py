@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
-from dynaorm._batch import BatchRunner
 from dynaorm._bulk import BulkResult, run_bulk
 from dynaorm._collections import CollectionQuery, CollectionResult
 from dynaorm._conditions import Condition
 from dynaorm._core import Changes, SessionCore
-from dynaorm._cursor import Secrets, sealer, secrets_of
+from dynaorm._cursor import Secrets
 from dynaorm._entity import Entity, EntityIndex, Key
 from dynaorm._expressions import Path
 from dynaorm._io import Steps, drive
@@ -71,16 +70,13 @@ class Session(SessionCore):
             )
         else:
             self._transport = transport
-        self.cursor_secret = cursor_secret
-        for secret in secrets_of(cursor_secret):  # refuse a bad secret or a missing extra now
-            sealer(secret)
-        if on_request is not None:
-            self._transport.add_observer(on_request)
-        if telemetry:
-            # Telemetry belongs to the transport: a transport shared by sessions is traced
-            # for all of them.
-            (Telemetry() if telemetry is True else telemetry).instrument(self._transport)
-        self._batches = BatchRunner(self, attempts=batch_attempts)
+        self._attach(
+            self._transport,
+            cursor_secret=cursor_secret,
+            batch_attempts=batch_attempts,
+            on_request=on_request,
+            telemetry=telemetry,
+        )
 
     @classmethod
     def in_memory(cls, **options: Any) -> Session:
